@@ -1,0 +1,81 @@
+//! A whole Ballista cluster inside the client process: one scheduler and one
+//! executor on loopback ports, built by the same functions as the standalone
+//! binaries, so the default run exercises the same code as a real cluster.
+
+use std::net::TcpListener as StdListener;
+
+use ballista_executor::executor_process::ExecutorProcessConfig;
+use ballista_scheduler::config::SchedulerConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::error::ClusterError;
+use crate::{executor, scheduler};
+
+const LOOPBACK: &str = "127.0.0.1";
+
+/// The running in-process cluster; dropping it stops it.
+pub struct EmbeddedCluster {
+    address: String,
+    tasks: Vec<JoinHandle<()>>,
+    _work_dir: tempfile::TempDir,
+}
+
+impl EmbeddedCluster {
+    /// Starts a scheduler and an executor with `vcores` task slots.
+    pub async fn start(vcores: usize) -> Result<Self, ClusterError> {
+        let embedded = |e: std::io::Error| ClusterError::Embedded(e.to_string());
+        let listener = TcpListener::bind((LOOPBACK, 0)).await.map_err(embedded)?;
+        let port = listener.local_addr().map_err(embedded)?.port();
+        let scheduler_config = scheduler::with_lake_setup(SchedulerConfig::default().with_hostname(LOOPBACK).with_port(port));
+        let scheduler_task = tokio::spawn(async move {
+            if let Err(e) = scheduler::serve(scheduler_config, listener).await {
+                tracing::error!("in-process scheduler stopped: {e}");
+            }
+        });
+
+        let work_dir = tempfile::Builder::new().prefix("sparkify-executor-").tempdir().map_err(embedded)?;
+        let executor_config = executor::with_lake_setup(ExecutorProcessConfig {
+            bind_host: LOOPBACK.into(),
+            external_host: Some(LOOPBACK.into()),
+            port: free_port().map_err(embedded)?,
+            grpc_port: free_port().map_err(embedded)?,
+            scheduler_host: LOOPBACK.into(),
+            scheduler_port: port,
+            scheduler_connect_timeout_seconds: 10,
+            vcores: vcores.max(1),
+            work_dir: Some(work_dir.path().display().to_string()),
+            print_thread_info: false,
+            ..ExecutorProcessConfig::default()
+        });
+        let executor_task = tokio::spawn(async move {
+            if let Err(e) = executor::run(executor_config).await {
+                tracing::error!("in-process executor stopped: {e}");
+            }
+        });
+        Ok(Self {
+            address: format!("{LOOPBACK}:{port}"),
+            tasks: vec![scheduler_task, executor_task],
+            _work_dir: work_dir,
+        })
+    }
+
+    /// The scheduler's `host:port`.
+    pub fn scheduler(&self) -> &str {
+        &self.address
+    }
+}
+
+impl Drop for EmbeddedCluster {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A port nothing listens on right now. The executor binds it itself a
+/// moment later; Ballista's executor takes ports, not listeners.
+fn free_port() -> std::io::Result<u16> {
+    Ok(StdListener::bind((LOOPBACK, 0))?.local_addr()?.port())
+}

@@ -1,0 +1,108 @@
+//! Running the ETL's jobs on a Ballista scheduler: the client side.
+//!
+//! The client builds each job's physical plan and submits it as it is
+//! (Ballista accepts physical plans), so the plan that runs is exactly the
+//! plan `--explain` shows. While a job runs, its progress is read from the
+//! scheduler's REST API, served on the same port as its gRPC API.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ballista_core::execution_plans::execute_physical_plan;
+use ballista_core::extension::SessionConfigExt;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::Result;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionConfig;
+use datafusion_proto::protobuf::PhysicalPlanNode;
+use etl::run::Engine;
+use futures::TryStreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::rest::SchedulerRest;
+use crate::session::physical_codec;
+
+/// How often progress is read from the scheduler.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Submits jobs to one scheduler.
+pub struct BallistaEngine {
+    rest: SchedulerRest,
+    config: SessionConfig,
+    session_id: String,
+    progress: MultiProgress,
+}
+
+impl BallistaEngine {
+    /// An engine for the scheduler behind `rest`; see [`SchedulerRest::connect`].
+    pub fn new(rest: SchedulerRest, config: SessionConfig, progress: MultiProgress) -> Self {
+        Self {
+            rest,
+            config,
+            session_id: uuid::Uuid::new_v4().to_string(),
+            progress,
+        }
+    }
+
+    /// The REST API of the scheduler this engine submits to.
+    pub fn rest(&self) -> &SchedulerRest {
+        &self.rest
+    }
+
+    /// The name a job gets on the scheduler: unique to this client session.
+    pub fn job_name(&self, name: &str) -> String {
+        format!("sparkify {} {name}", &self.session_id[..8])
+    }
+
+    /// Shows a job's stages and tasks as they complete, until cancelled.
+    async fn follow(rest: SchedulerRest, job_name: String, bar: ProgressBar) {
+        let mut interval = tokio::time::interval(PROGRESS_INTERVAL);
+        loop {
+            interval.tick().await;
+            let Ok(jobs) = rest.jobs().await else { continue };
+            let Some(job) = jobs.into_iter().find(|j| j.job_name == job_name) else { continue };
+            let tasks = rest.stages(&job.job_id).await.map(|s| s.task_counts()).unwrap_or_default();
+            bar.set_length(job.num_stages as u64);
+            bar.set_position(job.completed_stages as u64);
+            bar.set_message(format!("{} · tasks {}/{}", job.status, tasks.0, tasks.1));
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for BallistaEngine {
+    async fn run_job(&self, name: &str, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
+        let job_name = self.job_name(name);
+        let config = self.config.clone().with_ballista_job_name(&job_name);
+        let bar = self.progress.add(ProgressBar::new(1));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>16} [{bar:20}] stages {pos}/{len} {msg} {elapsed}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(name.to_string());
+        let follower = tokio::spawn(Self::follow(self.rest.clone(), job_name, bar.clone()));
+        let started = Instant::now();
+        let result = async {
+            let stream = execute_physical_plan::<PhysicalPlanNode>(
+                self.rest.grpc_url(),
+                &config.ballista_config(),
+                plan,
+                physical_codec().as_ref(),
+                self.session_id.clone(),
+                config,
+            )
+            .await?;
+            stream.try_collect::<Vec<_>>().await
+        }
+        .await;
+        follower.abort();
+        bar.finish_with_message(match &result {
+            Ok(_) => format!("done in {:.1}s", started.elapsed().as_secs_f64()),
+            Err(_) => "failed".to_string(),
+        });
+        tracing::debug!(job = name, seconds = started.elapsed().as_secs_f64(), ok = result.is_ok(), "job finished");
+        result
+    }
+}

@@ -1,0 +1,18 @@
+//! What every role of a Sparkify Lake cluster shares, and how each starts.
+//!
+//! - [`object_stores`]: how `s3://` and local locations resolve, on every role;
+//! - [`session`]: the session settings, runtime and plan codec of every role;
+//! - [`scheduler`], [`executor`]: Ballista's scheduler and executor with our setup;
+//! - [`embedded`]: both in the client process, for the zero-setup default;
+//! - [`engine`]: submitting jobs and following their progress; [`rest`]: the
+//!   scheduler's REST API.
+
+pub mod embedded;
+pub mod engine;
+pub mod error;
+pub mod executor;
+pub mod logging;
+pub mod object_stores;
+pub mod rest;
+pub mod scheduler;
+pub mod session;

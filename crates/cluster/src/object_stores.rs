@@ -1,0 +1,101 @@
+//! The object stores every role resolves locations with: the client when it
+//! lists input and commits a run, the scheduler when it decodes plans, the
+//! executors when they read and write. One registry, so that `s3://bucket`
+//! means the same store, with the same credentials and endpoint, everywhere.
+//!
+//! S3 is configured from the standard AWS environment variables
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+//! `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`), never from plan
+//! settings, which travel between processes and could end up in logs. An
+//! `http://` endpoint turns on plain HTTP, which S3-compatible servers need.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use url::Url;
+
+/// Stores by `scheme://authority`, built on first use and then shared, so
+/// that connections are pooled across every plan of a process.
+#[derive(Debug, Default)]
+pub struct LakeObjectStores {
+    stores: RwLock<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl LakeObjectStores {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn key(url: &Url) -> String {
+    format!("{}://{}", url.scheme(), url.authority())
+}
+
+impl ObjectStoreRegistry for LakeObjectStores {
+    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        self.stores.write().unwrap_or_else(|e| e.into_inner()).insert(key(url), store)
+    }
+
+    fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        let key = key(url);
+        if let Some(store) = self.stores.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(Arc::clone(store));
+        }
+        let store: Arc<dyn ObjectStore> = match url.scheme() {
+            "file" => Arc::new(LocalFileSystem::new()),
+            "s3" => Arc::new(s3_store(url)?),
+            other => {
+                return Err(DataFusionError::Configuration(format!(
+                    "no object store for '{other}://' locations (use a local path, file:// or s3://)"
+                )));
+            }
+        };
+        let mut stores = self.stores.write().unwrap_or_else(|e| e.into_inner());
+        Ok(Arc::clone(stores.entry(key).or_insert(store)))
+    }
+}
+
+/// An S3 bucket, configured from the environment.
+fn s3_store(url: &Url) -> Result<object_store::aws::AmazonS3> {
+    let bucket = url.host_str().unwrap_or_default();
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(retry_policy())
+        .with_client_options(client_options());
+    if endpoint_is_plain_http() {
+        builder = builder.with_allow_http(true);
+    }
+    builder
+        .build()
+        .map_err(|e| DataFusionError::Configuration(format!("S3 bucket '{bucket}': {e}")))
+}
+
+fn endpoint_is_plain_http() -> bool {
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .any(|endpoint| endpoint.starts_with("http://"))
+}
+
+/// Transient failures (5xx, throttling, dropped connections, timeouts) are
+/// retried with exponential backoff for up to two minutes per request.
+fn retry_policy() -> RetryConfig {
+    RetryConfig {
+        max_retries: 10,
+        retry_timeout: Duration::from_secs(120),
+        ..RetryConfig::default()
+    }
+}
+
+fn client_options() -> ClientOptions {
+    ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(60))
+        .with_pool_max_idle_per_host(64)
+}

@@ -1,0 +1,175 @@
+//! The scheduler's REST API (served on its gRPC port): liveness, registered
+//! executors, and the progress of jobs.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::error::ClusterError;
+
+/// How often registration is checked while waiting for executors.
+const REGISTRATION_POLL: Duration = Duration::from_millis(200);
+
+/// A client of one scheduler's REST API.
+#[derive(Clone, Debug)]
+pub struct SchedulerRest {
+    address: String,
+    http: reqwest::Client,
+}
+
+/// A job as `/api/jobs` lists it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct JobInfo {
+    pub job_id: String,
+    pub job_name: String,
+    pub status: String,
+    #[serde(default)]
+    pub num_stages: usize,
+    #[serde(default)]
+    pub completed_stages: usize,
+}
+
+/// An executor as `/api/executors` lists it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ExecutorInfo {
+    pub id: String,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub port: u32,
+    #[serde(default)]
+    pub specification: serde_json::Value,
+}
+
+impl ExecutorInfo {
+    /// Task slots the executor advertises (1 if it does not say).
+    pub fn vcores(&self) -> usize {
+        fn find(value: &serde_json::Value) -> Option<u64> {
+            match value {
+                serde_json::Value::Object(map) => map
+                    .get("vcores")
+                    .and_then(serde_json::Value::as_u64)
+                    .or_else(|| map.values().find_map(find)),
+                serde_json::Value::Array(items) => items.iter().find_map(find),
+                _ => None,
+            }
+        }
+        find(&self.specification).map_or(1, |v| v.max(1) as usize)
+    }
+}
+
+/// The stages of a job, as `/api/job/{id}/stages` lists them.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Stages {
+    pub stages: Vec<StageInfo>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct StageInfo {
+    pub stage_id: String,
+    pub stage_status: String,
+    #[serde(default)]
+    pub tasks: Vec<Option<TaskInfo>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct TaskInfo {
+    pub status: serde_json::Value,
+    #[serde(default)]
+    pub exec_duration: u64,
+}
+
+impl TaskInfo {
+    pub fn succeeded(&self) -> bool {
+        self.status.as_str() == Some("Successful")
+    }
+}
+
+impl Stages {
+    /// Tasks finished and tasks known, over all stages.
+    pub fn task_counts(&self) -> (usize, usize) {
+        let tasks = self.stages.iter().flat_map(|s| s.tasks.iter().flatten());
+        tasks.fold((0, 0), |(done, all), t| (done + usize::from(t.succeeded()), all + 1))
+    }
+}
+
+impl SchedulerRest {
+    /// `address` is the scheduler's `host:port`.
+    pub fn new(address: &str) -> Result<Self, ClusterError> {
+        let address = address.trim_start_matches("http://").trim_end_matches('/').to_string();
+        if !address.contains(':') {
+            return Err(ClusterError::SchedulerAddress(address));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClusterError::unreachable(&address, e))?;
+        Ok(Self { address, http })
+    }
+
+    /// Checks that the scheduler answers and waits until at least one
+    /// executor has registered; returns the registered executors.
+    pub async fn connect(address: &str, executor_timeout: Duration) -> Result<(Self, Vec<ExecutorInfo>), ClusterError> {
+        let rest = Self::new(address)?;
+        rest.version().await?;
+        let executors = rest.wait_for_executors(executor_timeout).await?;
+        Ok((rest, executors))
+    }
+
+    /// The URL Ballista's gRPC client takes.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ClusterError> {
+        let url = format!("http://{}{path}", self.address);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| ClusterError::unreachable(&self.address, e))?;
+        response.json().await.map_err(|e| ClusterError::unreachable(&self.address, e))
+    }
+
+    /// Ballista's version, which doubles as a liveness check.
+    pub async fn version(&self) -> Result<serde_json::Value, ClusterError> {
+        self.get("/api/version").await
+    }
+
+    pub async fn executors(&self) -> Result<Vec<ExecutorInfo>, ClusterError> {
+        self.get("/api/executors").await
+    }
+
+    pub async fn jobs(&self) -> Result<Vec<JobInfo>, ClusterError> {
+        self.get("/api/jobs").await
+    }
+
+    pub async fn stages(&self, job_id: &str) -> Result<Stages, ClusterError> {
+        self.get(&format!("/api/job/{job_id}/stages")).await
+    }
+
+    /// Waits until at least one executor has registered.
+    pub async fn wait_for_executors(&self, timeout: Duration) -> Result<Vec<ExecutorInfo>, ClusterError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let executors = self.executors().await?;
+            if !executors.is_empty() {
+                return Ok(executors);
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NoExecutors {
+                    scheduler: self.address.clone(),
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep(REGISTRATION_POLL).await;
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The DataFusion and Ballista settings every role shares: one session
+//! config, one runtime (object stores, spill folder), one plan codec.
+
+use std::sync::Arc;
+
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::BallistaPhysicalExtensionCodec;
+use datafusion::common::Result;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use etl::codec::LakeCodec;
+
+use crate::object_stores::LakeObjectStores;
+
+/// Session settings for the client, the scheduler and the executors.
+///
+/// - round-robin repartitioning is off: on Ballista every repartition is a
+///   shuffle stage, and a shuffle that only rebalances costs more than it gives;
+/// - hash joins are preferred, so that a small build side can be broadcast
+///   instead of shuffling both sides of the songplays join;
+/// - `partitions` sets how many tasks each stage runs.
+pub fn session_config(partitions: usize) -> SessionConfig {
+    let mut config = SessionConfig::new_with_ballista()
+        .with_target_partitions(partitions.max(1))
+        .with_round_robin_repartition(false)
+        .with_ballista_physical_extension_codec(physical_codec());
+    let options = config.options_mut();
+    options.optimizer.prefer_hash_join = true;
+    options.execution.listing_table_ignore_subdirectory = false;
+    config
+}
+
+/// Our operators' codec in front of Ballista's.
+pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
+    Arc::new(LakeCodec::new(Arc::new(BallistaPhysicalExtensionCodec::default())))
+}
+
+/// A runtime whose object stores come from [`LakeObjectStores`]; spill files
+/// go to `temp_dir` when given.
+pub fn runtime_env(stores: Arc<LakeObjectStores>, temp_dir: Option<&str>) -> Result<Arc<RuntimeEnv>> {
+    let mut builder = RuntimeEnvBuilder::new().with_object_store_registry(stores);
+    if let Some(dir) = temp_dir {
+        builder = builder.with_temp_file_path(dir);
+    }
+    Ok(Arc::new(builder.build()?))
+}
+
+/// The session state the scheduler decodes submitted plans in.
+pub fn scheduler_session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+    SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build()
+}
+
+/// The client's planning context, see [`etl::planning_context`].
+pub fn planning_context(partitions: usize, stores: Arc<LakeObjectStores>) -> Result<SessionContext> {
+    Ok(etl::planning_context(session_config(partitions), runtime_env(stores, None)?))
+}

@@ -1,0 +1,492 @@
+//! Turning the bytes of raw input files into Arrow records, accounting for
+//! every record: each one is either decoded or rejected with a reason.
+//!
+//! Clean input takes a fast path: many files go through one Arrow JSON
+//! decoder, which is what makes a million tiny song files affordable. Only
+//! when a group of files holds something wrong does it fall back to decoding
+//! record by record, so that a bad record costs its own row and nothing else.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::json::ReaderBuilder;
+use datafusion::arrow::json::reader::Decoder;
+use serde::Serialize;
+
+use crate::schema::InputKind;
+
+/// Rows per batch on the fast path.
+const CLEAN_BATCH_ROWS: usize = 8192;
+
+/// At most this much of a rejected record's text is kept in the reject file.
+const MAX_RAW_TEXT: usize = 64 * 1024;
+
+/// One raw input file, fetched.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Position of the file in the sorted listing of its input kind.
+    pub ordinal: u32,
+    /// Where it was read from, as shown to the user.
+    pub location: String,
+    /// Its content as stored (possibly gzip-compressed).
+    pub bytes: Bytes,
+}
+
+/// A record that could not be loaded, with enough to find it again.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reject {
+    /// `songs` or `events`.
+    pub input: &'static str,
+    /// The file the record came from.
+    pub file: String,
+    /// 1-based line where the record starts (after decompression).
+    pub line: u64,
+    /// Byte offset where the record starts (after decompression).
+    pub byte_offset: u64,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The record's text, cut at 64 KiB.
+    pub raw: String,
+}
+
+impl std::fmt::Display for Reject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+    }
+}
+
+/// What decoding a group of files produced.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The good records, in the scan schema (JSON fields + record id).
+    pub batch: RecordBatch,
+    /// The bad ones.
+    pub rejects: Vec<Reject>,
+}
+
+/// Decodes raw files of one input kind.
+#[derive(Debug, Clone)]
+pub struct RecordDecoder {
+    kind: InputKind,
+    json_schema: SchemaRef,
+    scan_schema: SchemaRef,
+}
+
+impl RecordDecoder {
+    pub fn new(kind: InputKind) -> Self {
+        Self {
+            kind,
+            json_schema: kind.json_schema(),
+            scan_schema: kind.scan_schema(),
+        }
+    }
+
+    /// Decodes a group of files, trying the fast path first.
+    pub fn decode_files(&self, files: &[SourceFile]) -> Result<Decoded, ArrowError> {
+        let texts: Vec<FileText> = files.iter().map(FileText::prepare).collect();
+        if texts.iter().all(|t| t.error.is_none())
+            && let Ok(batch) = self.decode_clean(&texts)
+        {
+            return Ok(Decoded {
+                batch,
+                rejects: Vec::new(),
+            });
+        }
+        self.decode_record_by_record(&texts)
+    }
+
+    /// All files through one decoder. Fails as a whole if anything is wrong,
+    /// including a record that misses a required field.
+    fn decode_clean(&self, texts: &[FileText]) -> Result<RecordBatch, ArrowError> {
+        let mut decoder = self.json_decoder(CLEAN_BATCH_ROWS)?;
+        let mut batches = Vec::new();
+        let mut flushed = 0;
+        let mut record_ids = Vec::new();
+        for text in texts {
+            let before = flushed + decoder.len();
+            let mut bytes = &text.content[..];
+            while !bytes.is_empty() {
+                let read = decoder.decode(bytes)?;
+                bytes = &bytes[read..];
+                if !bytes.is_empty() {
+                    // The decoder stops when a batch is full.
+                    flushed += decoder.len();
+                    batches.extend(decoder.flush()?);
+                }
+            }
+            if decoder.has_partial_record() {
+                return Err(ArrowError::JsonError("truncated record".into()));
+            }
+            let count = flushed + decoder.len() - before;
+            record_ids.extend((1..=count).map(|n| record_id(text.ordinal, n)));
+        }
+        batches.extend(decoder.flush()?);
+        let batch = concat_batches(&self.json_schema, &batches)?;
+        if let Some((_, reason)) = self.first_invalid_row(&batch) {
+            return Err(ArrowError::InvalidArgumentError(reason));
+        }
+        self.with_record_ids(batch, record_ids)
+    }
+
+    /// One record at a time, so that each bad one is rejected on its own.
+    fn decode_record_by_record(&self, texts: &[FileText]) -> Result<Decoded, ArrowError> {
+        let mut batches = Vec::new();
+        let mut rejects = Vec::new();
+        for text in texts {
+            if let Some(reason) = &text.error {
+                rejects.push(self.reject(text, &Span::whole(&text.content), reason.clone()));
+                continue;
+            }
+            for (n, span) in split_records(&text.content).into_iter().enumerate() {
+                match self.decode_one(text, &span, n + 1) {
+                    Ok(batch) => batches.push(batch),
+                    Err(reason) => rejects.push(self.reject(text, &span, reason)),
+                }
+            }
+        }
+        let batch = concat_batches(&self.scan_schema, &batches)?;
+        Ok(Decoded { batch, rejects })
+    }
+
+    /// Decodes a single record, or says why it cannot be loaded.
+    fn decode_one(&self, text: &FileText, span: &Span, ordinal: usize) -> Result<RecordBatch, String> {
+        if let Some(reason) = &span.syntax_error {
+            return Err(reason.clone());
+        }
+        let bytes = &text.content[span.start..span.end];
+        let mut decoder = self.json_decoder(1).map_err(|e| e.to_string())?;
+        feed(&mut decoder, bytes).map_err(|e| clean_arrow_error(&e))?;
+        let batch = decoder
+            .flush()
+            .map_err(|e| clean_arrow_error(&e))?
+            .ok_or_else(|| "empty record".to_string())?;
+        if let Some((_, reason)) = self.first_invalid_row(&batch) {
+            return Err(reason);
+        }
+        self.with_record_ids(batch, vec![record_id(text.ordinal, ordinal)])
+            .map_err(|e| e.to_string())
+    }
+
+    fn json_decoder(&self, batch_rows: usize) -> Result<Decoder, ArrowError> {
+        ReaderBuilder::new(self.json_schema.clone())
+            .with_coerce_primitive(true)
+            .with_batch_size(batch_rows)
+            .build_decoder()
+    }
+
+    /// The first row that lacks a field the tables need, with the reason.
+    fn first_invalid_row(&self, batch: &RecordBatch) -> Option<(usize, String)> {
+        for field in self.kind.required_fields() {
+            let column = batch.column_by_name(field).expect("required field in schema");
+            if column.null_count() > 0 {
+                let row = (0..column.len()).find(|&i| column.is_null(i))?;
+                return Some((row, format!("missing required field '{field}'")));
+            }
+        }
+        if self.kind == InputKind::Events {
+            return first_non_numeric_user_id(batch);
+        }
+        None
+    }
+
+    fn with_record_ids(&self, batch: RecordBatch, ids: Vec<i64>) -> Result<RecordBatch, ArrowError> {
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns.push(Arc::new(Int64Array::from(ids)));
+        RecordBatch::try_new(self.scan_schema.clone(), columns)
+    }
+
+    fn reject(&self, text: &FileText, span: &Span, reason: String) -> Reject {
+        let raw = &text.content[span.start..span.end];
+        let raw = &raw[..raw.len().min(MAX_RAW_TEXT)];
+        Reject {
+            input: self.kind.name(),
+            file: text.location.clone(),
+            line: line_of(&text.content, span.start),
+            byte_offset: span.start as u64,
+            reason,
+            raw: String::from_utf8_lossy(raw).into_owned(),
+        }
+    }
+}
+
+/// `userId` must be empty (logged out) or an integer: it becomes `user_id int`.
+fn first_non_numeric_user_id(batch: &RecordBatch) -> Option<(usize, String)> {
+    let user_ids = batch.column_by_name("userId")?;
+    let user_ids = user_ids.as_any().downcast_ref::<StringArray>()?;
+    user_ids.iter().enumerate().find_map(|(row, value)| match value {
+        Some(v) if !v.is_empty() && v.parse::<i32>().is_err() => {
+            Some((row, format!("userId {v:?} is not an integer")))
+        }
+        _ => None,
+    })
+}
+
+/// Packs a file ordinal and a 1-based record ordinal into one id.
+pub fn record_id(file_ordinal: u32, record_ordinal: usize) -> i64 {
+    ((file_ordinal as i64) << 32) | (record_ordinal as i64 & 0xFFFF_FFFF)
+}
+
+/// Feeds one record's text to a decoder that takes one record.
+fn feed(decoder: &mut Decoder, bytes: &[u8]) -> Result<(), ArrowError> {
+    let read = decoder.decode(bytes)?;
+    if read < bytes.len() {
+        return Err(ArrowError::JsonError("more than one JSON value".into()));
+    }
+    Ok(())
+}
+
+/// Arrow's messages start with "Json error: "; the reject file says JSON already.
+fn clean_arrow_error(error: &ArrowError) -> String {
+    let text = error.to_string();
+    text.strip_prefix("Json error: ").unwrap_or(&text).to_string()
+}
+
+/// A file's text ready for decoding: decompressed, byte-order mark removed.
+struct FileText {
+    ordinal: u32,
+    location: String,
+    content: Bytes,
+    /// Set when the file cannot be read as text at all (a broken gzip stream).
+    error: Option<String>,
+}
+
+impl FileText {
+    fn prepare(file: &SourceFile) -> Self {
+        let (content, error) = match decompress(file) {
+            Ok(content) => (strip_bom(content), None),
+            Err(reason) => (file.bytes.clone(), Some(reason)),
+        };
+        Self {
+            ordinal: file.ordinal,
+            location: file.location.clone(),
+            content,
+            error,
+        }
+    }
+}
+
+fn decompress(file: &SourceFile) -> Result<Bytes, String> {
+    if !file.location.ends_with(".gz") {
+        return Ok(file.bytes.clone());
+    }
+    let mut out = Vec::with_capacity(file.bytes.len() * 4);
+    flate2::read::MultiGzDecoder::new(file.bytes.as_ref())
+        .read_to_end(&mut out)
+        .map_err(|e| format!("not a readable gzip file: {e}"))?;
+    Ok(Bytes::from(out))
+}
+
+fn strip_bom(content: Bytes) -> Bytes {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    if content.starts_with(BOM) {
+        content.slice(BOM.len()..)
+    } else {
+        content
+    }
+}
+
+/// Where one record sits in a file's text.
+#[derive(Debug, PartialEq)]
+struct Span {
+    start: usize,
+    end: usize,
+    /// Set when the text there is not a JSON value.
+    syntax_error: Option<String>,
+}
+
+impl Span {
+    fn whole(content: &[u8]) -> Self {
+        Self {
+            start: 0,
+            end: content.len(),
+            syntax_error: None,
+        }
+    }
+}
+
+/// Splits a file into its JSON values: one per line in a log, one (possibly
+/// spread over many lines) in a song file. Text that is not JSON becomes a
+/// span of its own up to the end of its line, so that reading resumes at the
+/// next line; a value cut off by the end of the file runs to the end.
+fn split_records(content: &[u8]) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut pos = 0;
+    while pos < content.len() {
+        if content[pos].is_ascii_whitespace() {
+            pos += 1;
+            continue;
+        }
+        let mut values = serde_json::Deserializer::from_slice(&content[pos..])
+            .into_iter::<serde::de::IgnoredAny>();
+        let span = match values.next() {
+            Some(Ok(_)) => Span {
+                start: pos,
+                end: pos + values.byte_offset(),
+                syntax_error: None,
+            },
+            Some(Err(e)) => {
+                let end = if e.is_eof() {
+                    content.len()
+                } else {
+                    line_end(content, pos)
+                };
+                Span {
+                    start: pos,
+                    end,
+                    syntax_error: Some(format!("malformed JSON: {}", strip_position(&e))),
+                }
+            }
+            None => break,
+        };
+        pos = span.end;
+        spans.push(span);
+    }
+    spans
+}
+
+/// serde_json appends " at line L column C" relative to the record; the
+/// reject carries the position in the file instead.
+fn strip_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+fn line_end(content: &[u8], from: usize) -> usize {
+    content[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(content.len(), |p| from + p + 1)
+}
+
+fn line_of(content: &[u8], offset: usize) -> u64 {
+    content[..offset].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+
+    fn file(ordinal: u32, name: &str, text: &str) -> SourceFile {
+        SourceFile {
+            ordinal,
+            location: name.to_string(),
+            bytes: Bytes::from(text.to_string()),
+        }
+    }
+
+    fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+        let array = batch.column_by_name(column).unwrap().as_string::<i32>();
+        array.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    const SONG: &str = r#"{"num_songs": 1, "artist_id": "AR1", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "Elena", "song_id": "SO1", "title": "Setanta matins", "duration": 269.58322, "year": 0}"#;
+
+    #[test]
+    fn numbers_in_string_columns_are_read_as_their_text() {
+        let decoder = RecordDecoder::new(InputKind::Songs);
+        let text = SONG.replace(r#""Setanta matins""#, "4.6").replace(r#""Elena""#, "66");
+        let decoded = decoder.decode_files(&[file(0, "a.json", &text)]).unwrap();
+        assert!(decoded.rejects.is_empty(), "{:?}", decoded.rejects);
+        assert_eq!(strings(&decoded.batch, "title"), vec![Some("4.6".into())]);
+        assert_eq!(strings(&decoded.batch, "artist_name"), vec![Some("66".into())]);
+    }
+
+    #[test]
+    fn record_ids_number_files_and_records() {
+        let decoder = RecordDecoder::new(InputKind::Songs);
+        let decoded = decoder.decode_files(&[
+            file(3, "a.json", SONG),
+            file(7, "b.json", &format!("{SONG}\n{SONG}")),
+        ]).unwrap();
+        let ids = decoded.batch.column_by_name("record_id").unwrap().as_primitive::<Int64Type>();
+        assert_eq!(
+            ids.values().to_vec(),
+            vec![record_id(3, 1), record_id(7, 1), record_id(7, 2)]
+        );
+    }
+
+    #[test]
+    fn a_malformed_line_is_rejected_alone_with_its_line_number() {
+        let decoder = RecordDecoder::new(InputKind::Events);
+        let good = r#"{"ts": 1542837407796, "page": "NextSong", "userId": "15"}"#;
+        let text = format!("{good}\r\n{{\"ts\": 12,, \n{good}\n");
+        let decoded = decoder.decode_files(&[file(0, "log.json", &text)]).unwrap();
+        assert_eq!(decoded.batch.num_rows(), 2);
+        assert_eq!(decoded.rejects.len(), 1);
+        let reject = &decoded.rejects[0];
+        assert_eq!((reject.file.as_str(), reject.line), ("log.json", 2));
+        assert!(reject.reason.starts_with("malformed JSON"), "{}", reject.reason);
+        assert_eq!(reject.raw, "{\"ts\": 12,, \n");
+    }
+
+    #[test]
+    fn wrong_types_and_missing_fields_are_rejected_with_the_field_named() {
+        let decoder = RecordDecoder::new(InputKind::Events);
+        let text = [
+            r#"{"ts": "yesterday", "page": "NextSong", "userId": "1"}"#,
+            r#"{"page": "NextSong", "userId": "1"}"#,
+            r#"{"ts": 1, "page": "NextSong", "userId": "x1"}"#,
+            r#"{"ts": "2", "page": "Home", "userId": 7, "extra": [1]}"#,
+        ]
+        .join("\n");
+        let decoded = decoder.decode_files(&[file(0, "log.json", &text)]).unwrap();
+        let reasons: Vec<(u64, &str)> =
+            decoded.rejects.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].1.contains("ts"), "{reasons:?}");
+        assert_eq!(reasons[1], (2, "missing required field 'ts'"));
+        assert_eq!(reasons[2], (3, "userId \"x1\" is not an integer"));
+        assert_eq!(strings(&decoded.batch, "userId"), vec![Some("7".into())]);
+    }
+
+    #[test]
+    fn pretty_printed_bom_and_gzip_files_are_read() {
+        use std::io::Write;
+        let decoder = RecordDecoder::new(InputKind::Songs);
+        let pretty = format!("\u{FEFF}{}", SONG.replace(", ", ",\n  "));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(SONG.as_bytes()).unwrap();
+        let gz = SourceFile {
+            ordinal: 2,
+            location: "c.json.gz".into(),
+            bytes: Bytes::from(gz.finish().unwrap()),
+        };
+        let decoded = decoder.decode_files(&[file(1, "b.json", &pretty), gz]).unwrap();
+        assert!(decoded.rejects.is_empty(), "{:?}", decoded.rejects);
+        assert_eq!(decoded.batch.num_rows(), 2);
+    }
+
+    #[test]
+    fn truncated_and_empty_files() {
+        let decoder = RecordDecoder::new(InputKind::Songs);
+        let truncated = &SONG[..40];
+        let decoded = decoder.decode_files(&[
+            file(0, "empty.json", ""),
+            file(1, "cut.json", truncated),
+            file(2, "ok.json", SONG),
+        ]).unwrap();
+        assert_eq!(decoded.batch.num_rows(), 1);
+        assert_eq!(decoded.rejects.len(), 1);
+        assert_eq!(decoded.rejects[0].file, "cut.json");
+        assert_eq!(decoded.rejects[0].raw, truncated);
+    }
+
+    #[test]
+    fn a_broken_gzip_file_is_one_reject() {
+        let decoder = RecordDecoder::new(InputKind::Events);
+        let decoded = decoder.decode_files(&[file(0, "x.json.gz", "not gzip")]).unwrap();
+        assert_eq!(decoded.batch.num_rows(), 0);
+        assert_eq!(decoded.rejects.len(), 1);
+        assert!(decoded.rejects[0].reason.contains("gzip"));
+    }
+}

@@ -1,0 +1,7 @@
+//! Writing the tables: the partitioned writer, its place in a plan, and the
+//! commit protocol that publishes a run.
+
+pub mod hive;
+pub mod plan;
+pub mod publish;
+pub mod writer;

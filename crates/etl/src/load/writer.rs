@@ -1,0 +1,537 @@
+//! The partitioned Parquet writer: an operator that every task of a write
+//! stage runs on its executor, writing its share of a table's hive partitions
+//! straight to the object store.
+//!
+//! DataFusion's own write operator needs its whole input in one partition, so
+//! on Ballista every row of a table would travel to one executor. This one
+//! runs once per input partition instead. Each task names its files with its
+//! own random id, so names cannot collide across tasks, executors or retries,
+//! and it answers with the list of files it wrote (path, rows, bytes), never
+//! with the rows themselves. Files of a failed attempt are never in a list
+//! that reaches the client, which is how [`crate::load::publish`] tells them
+//! apart from committed ones.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::execution::TaskContext;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr, PhysicalSortRequirement,
+};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::expressions::Column;
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use super::hive;
+
+/// Uploads one task keeps in flight at once. Small partition files are
+/// latency-bound on S3, so many must be in the air to keep a task busy.
+const MAX_UPLOADS_IN_FLIGHT: usize = 32;
+
+/// How a table's rows reach the writer tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Serialize, Deserialize)]
+pub enum Clustering {
+    /// Rows are hash-partitioned by the partition columns and sorted by them
+    /// within each task: every partition directory is written by exactly one
+    /// task, one file at a time, so a small partition becomes one file.
+    ByPartition,
+    /// Each input partition is written where it is, without a shuffle.
+    /// Right for staging and for unpartitioned tables.
+    AsIs,
+}
+
+/// What to write where: everything a writer task needs, sent with the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Serialize, Deserialize)]
+pub struct WriteSpec {
+    /// Table name, reported back with each file.
+    pub table: String,
+    /// URL of the table's directory (`s3://bucket/out/run-…/songs`).
+    pub location: String,
+    /// Hive partition columns, outermost first; they go into directory names,
+    /// not into the files.
+    pub partition_by: Vec<String>,
+    /// Order of rows inside a file, after the partition columns.
+    pub sort_by: Vec<String>,
+    pub clustering: Clustering,
+    /// A file is closed and a new one started once it reaches this size.
+    pub target_file_bytes: u64,
+}
+
+/// One file a writer task wrote, as it reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenFile {
+    pub table: String,
+    /// Object path within the store, e.g. `out/run-…/songs/year=0/…/part-….parquet`.
+    pub path: String,
+    /// The partition directory (`year=2018/month=11`), empty when unpartitioned.
+    pub partition: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Schema of the writer's output: one row per file written.
+pub fn written_files_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("table", DataType::Utf8, false),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("partition", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("bytes", DataType::Int64, false),
+    ]))
+}
+
+/// Reads the writer's output rows back into [`WrittenFile`]s.
+pub fn written_files(batches: &[RecordBatch]) -> Result<Vec<WrittenFile>> {
+    let mut files = Vec::new();
+    for batch in batches {
+        let text = |i: usize| -> Result<&StringArray> {
+            batch.column(i).as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+                DataFusionError::Internal("writer output column is not a string".into())
+            })
+        };
+        let number = |i: usize| -> Result<&Int64Array> {
+            batch.column(i).as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
+                DataFusionError::Internal("writer output column is not an integer".into())
+            })
+        };
+        let (table, path, partition) = (text(0)?, text(1)?, text(2)?);
+        let (rows, bytes) = (number(3)?, number(4)?);
+        for i in 0..batch.num_rows() {
+            files.push(WrittenFile {
+                table: table.value(i).to_string(),
+                path: path.value(i).to_string(),
+                partition: partition.value(i).to_string(),
+                rows: rows.value(i) as u64,
+                bytes: bytes.value(i) as u64,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// The writer operator. See the module documentation.
+#[derive(Debug)]
+pub struct ParquetWriterExec {
+    spec: WriteSpec,
+    input: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl ParquetWriterExec {
+    pub fn try_new(spec: WriteSpec, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
+        for column in spec.partition_by.iter().chain(&spec.sort_by) {
+            input.schema().index_of(column)?;
+        }
+        let partitions = input.output_partitioning().partition_count();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(written_files_schema()),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            spec,
+            input,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    pub fn spec(&self) -> &WriteSpec {
+        &self.spec
+    }
+
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+
+    fn column(&self, name: &str) -> Result<Arc<dyn PhysicalExpr>> {
+        let index = self.input.schema().index_of(name)?;
+        Ok(Arc::new(Column::new(name, index)))
+    }
+
+    fn clustered(&self) -> bool {
+        self.spec.clustering == Clustering::ByPartition && !self.spec.partition_by.is_empty()
+    }
+}
+
+impl DisplayAs for ParquetWriterExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "ParquetWriterExec: table={}, partition_by=[{}], clustering={:?}, target_file_bytes={}",
+            self.spec.table,
+            self.spec.partition_by.join(", "),
+            self.spec.clustering,
+            self.spec.target_file_bytes
+        )
+    }
+}
+
+impl ExecutionPlan for ParquetWriterExec {
+    fn name(&self) -> &str {
+        "ParquetWriterExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        if !self.clustered() {
+            return vec![Distribution::UnspecifiedDistribution];
+        }
+        let keys = self.spec.partition_by.iter().map(|c| self.column(c)).collect();
+        match keys {
+            Ok(keys) => vec![Distribution::KeyPartitioned(keys)],
+            Err(_) => vec![Distribution::UnspecifiedDistribution],
+        }
+    }
+
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        if !self.clustered() {
+            return vec![None];
+        }
+        let requirements: Result<Vec<_>> = self
+            .spec
+            .partition_by
+            .iter()
+            .chain(&self.spec.sort_by)
+            .map(|c| Ok(PhysicalSortRequirement::new(self.column(c)?, None)))
+            .collect();
+        let requirement = requirements.ok().and_then(LexRequirement::new);
+        vec![requirement.map(OrderingRequirements::new)]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![self.clustered()]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match <[_; 1]>::try_from(children) {
+            Ok([input]) => Ok(Arc::new(Self::try_new(self.spec.clone(), input)?)),
+            Err(_) => internal_err!("ParquetWriterExec takes exactly one input"),
+        }
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, Arc::clone(&context))?;
+        let store_url = store_url_of(&self.spec.location)?;
+        let store = context.runtime_env().object_store(&store_url)?;
+        let metrics = WriterMetrics::new(&self.metrics, partition);
+        let mut sink = PartitionedSink::try_new(
+            self.spec.clone(),
+            store,
+            input.schema(),
+            self.clustered(),
+            metrics,
+        )?;
+
+        let mut builder = RecordBatchReceiverStreamBuilder::new(written_files_schema(), 1);
+        let sender = builder.tx();
+        builder.spawn(async move {
+            let mut input = input;
+            while let Some(batch) = input.next().await {
+                sink.write(&batch?).await?;
+            }
+            let files = sink.finish().await?;
+            let batch = files_batch(&files)?;
+            // A closed receiver means the consumer stopped reading: nothing to report to.
+            let _ = sender.send(Ok(batch)).await;
+            Ok(())
+        });
+        Ok(builder.build())
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// The store URL (scheme and authority) part of a location URL.
+pub fn store_url_of(location: &str) -> Result<ObjectStoreUrl> {
+    let url = url::Url::parse(location)
+        .map_err(|e| DataFusionError::Configuration(format!("invalid location '{location}': {e}")))?;
+    ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.authority()))
+}
+
+/// The object path part of a location URL.
+pub fn object_path_of(location: &str) -> Result<Path> {
+    let url = url::Url::parse(location)
+        .map_err(|e| DataFusionError::Configuration(format!("invalid location '{location}': {e}")))?;
+    Path::from_url_path(url.path())
+        .map_err(|e| DataFusionError::Configuration(format!("invalid path in '{location}': {e}")))
+}
+
+fn files_batch(files: &[WrittenFile]) -> Result<RecordBatch> {
+    let strings = |f: fn(&WrittenFile) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(files.iter().map(f)))
+    };
+    let numbers = |f: fn(&WrittenFile) -> u64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(files.iter().map(|w| f(w) as i64)))
+    };
+    Ok(RecordBatch::try_new(
+        written_files_schema(),
+        vec![
+            strings(|f| &f.table),
+            strings(|f| &f.path),
+            strings(|f| &f.partition),
+            numbers(|f| f.rows),
+            numbers(|f| f.bytes),
+        ],
+    )?)
+}
+
+/// Counters a writer task publishes with its status.
+struct WriterMetrics {
+    files: Count,
+    rows: Count,
+    bytes: Count,
+}
+
+impl WriterMetrics {
+    fn new(set: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+        Self {
+            files: MetricBuilder::new(set).counter("files_written", partition),
+            rows: MetricBuilder::new(set).output_rows(partition),
+            bytes: MetricBuilder::new(set).counter("bytes_written", partition),
+        }
+    }
+}
+
+/// A Parquet file being filled in memory.
+struct OpenFile {
+    partition: String,
+    writer: ArrowWriter<Vec<u8>>,
+    rows: u64,
+}
+
+/// The state of one writer task: its open files and its uploads in flight.
+struct PartitionedSink {
+    spec: WriteSpec,
+    store: Arc<dyn ObjectStore>,
+    table_path: Path,
+    /// Indices of the partition columns in the input, and of the data columns.
+    partition_indices: Vec<usize>,
+    data_indices: Vec<usize>,
+    data_schema: SchemaRef,
+    properties: WriterProperties,
+    /// With clustered input a partition never comes back once left, so only
+    /// one file is open at a time.
+    one_open_file: bool,
+    open: HashMap<String, OpenFile>,
+    task_id: String,
+    files_started: usize,
+    uploads: JoinSet<Result<WrittenFile>>,
+    written: Vec<WrittenFile>,
+    metrics: WriterMetrics,
+}
+
+impl PartitionedSink {
+    fn try_new(
+        spec: WriteSpec,
+        store: Arc<dyn ObjectStore>,
+        input_schema: SchemaRef,
+        one_open_file: bool,
+        metrics: WriterMetrics,
+    ) -> Result<Self> {
+        let partition_indices = spec
+            .partition_by
+            .iter()
+            .map(|c| input_schema.index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let data_indices: Vec<usize> = (0..input_schema.fields().len())
+            .filter(|i| !partition_indices.contains(i))
+            .collect();
+        let data_schema = Arc::new(input_schema.project(&data_indices)?);
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_created_by(format!("sparkify-lake {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Self {
+            table_path: object_path_of(&spec.location)?,
+            spec,
+            store,
+            partition_indices,
+            data_indices,
+            data_schema,
+            properties,
+            one_open_file,
+            open: HashMap::new(),
+            task_id: uuid::Uuid::now_v7().simple().to_string(),
+            files_started: 0,
+            uploads: JoinSet::new(),
+            written: Vec::new(),
+            metrics,
+        })
+    }
+
+    /// Routes each run of rows with equal partition values to its file.
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        for (partition, rows) in self.partition_runs(batch)? {
+            let slice = batch.slice(rows.start, rows.len()).project(&self.data_indices)?;
+            self.write_to_partition(partition, &slice).await?;
+        }
+        Ok(())
+    }
+
+    /// Consecutive rows that share a partition directory.
+    fn partition_runs(&self, batch: &RecordBatch) -> Result<Vec<(String, std::ops::Range<usize>)>> {
+        if self.partition_indices.is_empty() {
+            return Ok(vec![(String::new(), 0..batch.num_rows())]);
+        }
+        let options = FormatOptions::default();
+        let formatters = self
+            .partition_indices
+            .iter()
+            .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let columns: Vec<&ArrayRef> = self.partition_indices.iter().map(|&i| batch.column(i)).collect();
+        let mut runs: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+        for row in 0..batch.num_rows() {
+            let values: Vec<Option<String>> = formatters
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| (!c.is_null(row)).then(|| f.value(row).to_string()))
+                .collect();
+            let dir = hive::partition_dir(&self.spec.partition_by, &values);
+            match runs.last_mut() {
+                Some((last, range)) if *last == dir => range.end = row + 1,
+                _ => runs.push((dir, row..row + 1)),
+            }
+        }
+        Ok(runs)
+    }
+
+    async fn write_to_partition(&mut self, partition: String, rows: &RecordBatch) -> Result<()> {
+        if self.one_open_file && !self.open.contains_key(&partition) {
+            let finished: Vec<String> = self.open.keys().cloned().collect();
+            for key in finished {
+                self.close(&key).await?;
+            }
+        }
+        if !self.open.contains_key(&partition) {
+            let writer = ArrowWriter::try_new(Vec::new(), self.data_schema.clone(), Some(self.properties.clone()))?;
+            self.open.insert(partition.clone(), OpenFile { partition: partition.clone(), writer, rows: 0 });
+        }
+        let file = self.open.get_mut(&partition).expect("inserted above");
+        file.writer.write(rows)?;
+        file.rows += rows.num_rows() as u64;
+        let size = file.writer.bytes_written() + file.writer.in_progress_size();
+        if size as u64 >= self.spec.target_file_bytes {
+            self.close(&partition).await?;
+        }
+        Ok(())
+    }
+
+    /// Finishes a file and starts its upload, waiting first if too many
+    /// uploads are already in flight.
+    async fn close(&mut self, partition: &str) -> Result<()> {
+        let Some(file) = self.open.remove(partition) else {
+            return Ok(());
+        };
+        let bytes = file.writer.into_inner()?;
+        let name = format!("part-{}-{:05}.parquet", self.task_id, self.files_started);
+        self.files_started += 1;
+        let mut path = self.table_path.clone();
+        for part in file.partition.split('/').filter(|p| !p.is_empty()) {
+            path = path.clone().join(part);
+        }
+        let path = path.join(name.as_str());
+        while self.uploads.len() >= MAX_UPLOADS_IN_FLIGHT {
+            self.collect_one_upload().await?;
+        }
+        let written = WrittenFile {
+            table: self.spec.table.clone(),
+            path: path.to_string(),
+            partition: file.partition,
+            rows: file.rows,
+            bytes: bytes.len() as u64,
+        };
+        let store = Arc::clone(&self.store);
+        self.uploads.spawn(async move {
+            upload(store, path, bytes).await?;
+            Ok(written)
+        });
+        Ok(())
+    }
+
+    async fn collect_one_upload(&mut self) -> Result<()> {
+        if let Some(done) = self.uploads.join_next().await {
+            let file = done.map_err(|e| DataFusionError::External(Box::new(e)))??;
+            self.metrics.files.add(1);
+            self.metrics.rows.add(file.rows as usize);
+            self.metrics.bytes.add(file.bytes as usize);
+            self.written.push(file);
+        }
+        Ok(())
+    }
+
+    /// Closes every open file and waits for all uploads.
+    async fn finish(mut self) -> Result<Vec<WrittenFile>> {
+        let keys: Vec<String> = self.open.keys().cloned().collect();
+        for key in keys {
+            self.close(&key).await?;
+        }
+        while !self.uploads.is_empty() {
+            self.collect_one_upload().await?;
+        }
+        self.written.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(self.written)
+    }
+}
+
+/// One PUT for a small file, a multipart upload for a large one.
+async fn upload(store: Arc<dyn ObjectStore>, path: Path, bytes: Vec<u8>) -> Result<()> {
+    let mut writer = BufWriter::with_capacity(store, path.clone(), 16 * 1024 * 1024);
+    writer
+        .put(bytes.into())
+        .await
+        .map_err(|e| DataFusionError::External(format!("writing {path}: {e}").into()))?;
+    use tokio::io::AsyncWriteExt;
+    writer
+        .shutdown()
+        .await
+        .map_err(|e| DataFusionError::External(format!("writing {path}: {e}").into()))
+}

@@ -1,0 +1,130 @@
+//! Where input is read from and output written to: a local path, a
+//! `file://` URL or an `s3://bucket/prefix` URL, normalised into one URL form
+//! that every role of the cluster resolves to the same object store.
+
+use std::fmt;
+use std::path::Path as FsPath;
+
+use object_store::path::Path;
+use url::Url;
+
+use crate::error::{EtlError, Result};
+
+/// A folder in an object store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    url: Url,
+}
+
+impl Location {
+    /// Parses what a user typed. Relative local paths are taken from the
+    /// current directory; a local path need not exist yet.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(EtlError::Location("empty location".into()));
+        }
+        let url = if text.contains("://") {
+            Url::parse(text).map_err(|e| EtlError::Location(format!("'{text}' is not a valid URL: {e}")))?
+        } else {
+            let path = std::path::absolute(FsPath::new(text))
+                .map_err(|e| EtlError::Location(format!("'{text}' is not a usable path: {e}")))?;
+            Url::from_directory_path(&path)
+                .map_err(|()| EtlError::Location(format!("'{text}' is not a usable path")))?
+        };
+        Self::from_url(url, text)
+    }
+
+    fn from_url(mut url: Url, text: &str) -> Result<Self> {
+        match url.scheme() {
+            "file" => {}
+            "s3" => {
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(EtlError::Location(format!("'{text}' names no bucket (want s3://bucket/prefix)")));
+                }
+            }
+            other => {
+                return Err(EtlError::Location(format!(
+                    "'{text}': unsupported scheme '{other}' (use a local path, file:// or s3://)"
+                )));
+            }
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(Self { url })
+    }
+
+    /// `file://` or `s3://bucket`: the key of the object store.
+    pub fn store_url(&self) -> String {
+        format!("{}://{}", self.url.scheme(), self.url.authority())
+    }
+
+    /// The folder's path within its store.
+    pub fn object_path(&self) -> Path {
+        Path::from_url_path(self.url.path()).unwrap_or_default()
+    }
+
+    /// A sub-folder.
+    pub fn join(&self, relative: &str) -> Self {
+        let url = self.url.join(&format!("{}/", relative.trim_matches('/'))).expect("relative path joins");
+        Self { url }
+    }
+
+    /// The URL of an object in the same store, given its object path.
+    pub fn object_url(&self, path: &str) -> String {
+        format!("{}/{}", self.store_url(), path.trim_start_matches('/'))
+    }
+
+    /// The folder's URL without the trailing slash, as shown and as sent in plans.
+    pub fn url(&self) -> String {
+        self.url.as_str().trim_end_matches('/').to_string()
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.url.scheme() == "file"
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls_keep_bucket_and_prefix() {
+        let location = Location::parse("s3://lake/raw/sparkify").unwrap();
+        assert_eq!(location.store_url(), "s3://lake");
+        assert_eq!(location.object_path().as_ref(), "raw/sparkify");
+        assert_eq!(location.join("song_data").url(), "s3://lake/raw/sparkify/song_data");
+        assert_eq!(location.object_url("raw/x.json"), "s3://lake/raw/x.json");
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_file_urls() {
+        let location = Location::parse("sample-data").unwrap();
+        let expected = std::env::current_dir().unwrap().join("sample-data");
+        assert_eq!(location.url(), format!("file://{}", expected.display()));
+        assert_eq!(location.store_url(), "file://");
+        assert_eq!(location.object_url(location.object_path().as_ref()), location.url());
+    }
+
+    #[test]
+    fn malformed_locations_are_named() {
+        for (text, expect) in [
+            ("s3://", "names no bucket"),
+            ("gs://bucket/x", "unsupported scheme 'gs'"),
+            ("s3://bu cket/x", "not a valid URL"),
+            ("", "empty location"),
+        ] {
+            let error = Location::parse(text).unwrap_err().to_string();
+            assert!(error.contains(expect), "{text}: {error}");
+        }
+    }
+}

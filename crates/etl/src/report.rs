@@ -1,0 +1,205 @@
+//! What a run did, in numbers: printed at the end and written next to the
+//! output as `_report.json`.
+
+use std::collections::BTreeMap;
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde::Serialize;
+
+use crate::extract::listing::InputListing;
+use crate::load::writer::WrittenFile;
+use crate::schema::{InputKind, STATUS, STATUS_OK, STATUS_REJECTED};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub input: String,
+    pub output: String,
+    /// Folder of the committed run: `<output>/run-<id>`.
+    pub published: String,
+    pub seconds: f64,
+    pub inputs: Vec<InputReport>,
+    pub tables: Vec<TableReport>,
+}
+
+/// One kind of input: every record read is either loaded or rejected.
+#[derive(Clone, Debug, Serialize)]
+pub struct InputReport {
+    pub input: &'static str,
+    pub files: u64,
+    pub bytes: u64,
+    /// Objects under the input folder that are not input files (`_SUCCESS`, `.crc` …).
+    pub ignored_files: Vec<String>,
+    pub records: u64,
+    pub loaded: u64,
+    pub rejected: u64,
+    /// Where the rejected records are, when there are any.
+    pub rejects_location: Option<String>,
+}
+
+impl InputReport {
+    /// Counts from the listing and from the staged files, by status partition.
+    pub fn new(kind: InputKind, listing: &InputListing, staged: &[WrittenFile]) -> Self {
+        let rows_with = |status: &str| {
+            let partition = format!("{STATUS}={status}");
+            staged.iter().filter(|f| f.partition == partition).map(|f| f.rows).sum::<u64>()
+        };
+        let (loaded, rejected) = (rows_with(STATUS_OK), rows_with(STATUS_REJECTED));
+        Self {
+            input: kind.name(),
+            files: listing.files.len() as u64,
+            bytes: listing.bytes(),
+            ignored_files: listing.ignored.clone(),
+            records: loaded + rejected,
+            loaded,
+            rejected,
+            rejects_location: None,
+        }
+    }
+}
+
+/// One output table.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub location: String,
+    pub rows: u64,
+    pub files: u64,
+    pub bytes: u64,
+    /// Partition directories (1 for an unpartitioned table).
+    pub partitions: u64,
+    pub rows_per_partition: Spread,
+    pub seconds: f64,
+}
+
+impl TableReport {
+    pub fn new(table: &str, location: String, files: &[WrittenFile], seconds: f64) -> Self {
+        let mut per_partition: BTreeMap<&str, u64> = BTreeMap::new();
+        for file in files {
+            *per_partition.entry(file.partition.as_str()).or_default() += file.rows;
+        }
+        let counts: Vec<u64> = per_partition.values().copied().collect();
+        Self {
+            table: table.to_string(),
+            location,
+            rows: files.iter().map(|f| f.rows).sum(),
+            files: files.len() as u64,
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            partitions: per_partition.len() as u64,
+            rows_per_partition: Spread::of(counts),
+            seconds,
+        }
+    }
+}
+
+/// Minimum, median and maximum of a distribution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Spread {
+    pub min: u64,
+    pub median: u64,
+    pub max: u64,
+}
+
+impl Spread {
+    pub fn of(mut values: Vec<u64>) -> Self {
+        values.sort_unstable();
+        match values.len() {
+            0 => Self::default(),
+            n => Self {
+                min: values[0],
+                median: values[n / 2],
+                max: values[n - 1],
+            },
+        }
+    }
+}
+
+impl RunReport {
+    /// The report as the terminal shows it.
+    pub fn to_text(&self) -> String {
+        let mut inputs = Table::new();
+        inputs.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+            "input", "files", "bytes", "records", "loaded", "rejected", "ignored files",
+        ]);
+        for i in &self.inputs {
+            inputs.add_row(vec![
+                i.input.to_string(),
+                i.files.to_string(),
+                human_bytes(i.bytes),
+                i.records.to_string(),
+                i.loaded.to_string(),
+                i.rejected.to_string(),
+                i.ignored_files.len().to_string(),
+            ]);
+        }
+        let mut tables = Table::new();
+        tables.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+            "table", "rows", "files", "bytes", "partitions", "rows/partition min·median·max", "seconds",
+        ]);
+        for t in &self.tables {
+            let s = t.rows_per_partition;
+            tables.add_row(vec![
+                t.table.clone(),
+                t.rows.to_string(),
+                t.files.to_string(),
+                human_bytes(t.bytes),
+                t.partitions.to_string(),
+                format!("{} · {} · {}", s.min, s.median, s.max),
+                format!("{:.2}", t.seconds),
+            ]);
+        }
+        let mut text = format!("{inputs}\n{tables}\n");
+        for i in self.inputs.iter().filter(|i| i.rejected > 0) {
+            if let Some(location) = &i.rejects_location {
+                text.push_str(&format!("{} rejected {} records: {location}\n", i.rejected, i.input));
+            }
+        }
+        text.push_str(&format!(
+            "published {} in {:.2}s (readers: {}/_LATEST)\n",
+            self.published, self.seconds, self.output
+        ));
+        text
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(partition: &str, rows: u64) -> WrittenFile {
+        WrittenFile {
+            table: "t".into(),
+            path: format!("t/{partition}/part.parquet"),
+            partition: partition.into(),
+            rows,
+            bytes: 10,
+        }
+    }
+
+    #[test]
+    fn partitions_are_counted_once_however_many_files() {
+        let files = [file("year=1", 5), file("year=1", 5), file("year=2", 1), file("year=3", 30)];
+        let report = TableReport::new("t", "loc".into(), &files, 0.5);
+        assert_eq!((report.rows, report.files, report.partitions), (41, 4, 3));
+        assert_eq!(report.rows_per_partition, Spread { min: 1, median: 10, max: 30 });
+    }
+
+    #[test]
+    fn loaded_and_rejected_add_up_to_records() {
+        let listing = InputListing::default();
+        let staged = [file("record_status=ok", 7), file("record_status=rejected", 2), file("record_status=ok", 1)];
+        let report = InputReport::new(InputKind::Events, &listing, &staged);
+        assert_eq!((report.records, report.loaded, report.rejected), (10, 8, 2));
+    }
+}

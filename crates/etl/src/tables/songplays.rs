@@ -1,0 +1,71 @@
+//! `songplays`: the fact table, one row per song play, partitioned by year
+//! and month.
+//!
+//! An event names its song by title, artist name and length. It is matched
+//! to the song records (not to the deduplicated artists table, whose one
+//! spelling per artist would lose matches) on title = song, the record's own
+//! artist_name = artist and duration = length, exactly. The song side is
+//! first reduced to one row per (title, artist_name, duration), keeping the
+//! smallest song_id, so a left join can never fan an event out; an event that
+//! matches nothing keeps null song_id and artist_id.
+//!
+//! `songplay_id` is the event's record id (file ordinal and position in the
+//! file): unique, the same on every rerun over the same input, and a way back
+//! to the line the play was read from.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::JoinType;
+use datafusion::error::Result;
+use datafusion::functions::expr_fn::nullif;
+use datafusion::functions_aggregate::expr_fn::{first_value, min};
+use datafusion::prelude::{DataFrame, cast, col, ident, lit};
+
+use super::{Staged, TableDef, song_plays, start_time, time_part};
+
+pub const TABLE: TableDef = TableDef {
+    name: "songplays",
+    partition_by: &["year", "month"],
+    sort_by: &["start_time", "songplay_id"],
+    plan: songplays_plan,
+};
+
+fn songplays_plan(staged: &Staged) -> Result<DataFrame> {
+    let plays = song_plays(&staged.events)?.select(vec![
+        col("record_id").alias("songplay_id"),
+        start_time().alias("start_time"),
+        cast(nullif(ident("userId"), lit("")), DataType::Int32).alias("user_id"),
+        col("level"),
+        col("song"),
+        col("artist"),
+        col("length"),
+        ident("sessionId").alias("session_id"),
+        col("location"),
+        ident("userAgent").alias("user_agent"),
+    ])?;
+    plays
+        .join(song_keys(staged)?, JoinType::Left, &["song", "artist", "length"], &["title", "artist_name", "duration"], None)?
+        .select(vec![
+            col("songplay_id"),
+            col("start_time"),
+            col("user_id"),
+            col("level"),
+            col("song_id"),
+            col("artist_id"),
+            col("session_id"),
+            col("location"),
+            col("user_agent"),
+            time_part("year").alias("year"),
+            time_part("month").alias("month"),
+        ])
+}
+
+/// One row per (title, artist_name, duration) with the smallest song_id and its artist.
+fn song_keys(staged: &Staged) -> Result<DataFrame> {
+    staged.songs.clone().aggregate(
+        vec![col("title"), col("artist_name"), col("duration")],
+        vec![
+            min(col("song_id")).alias("song_id"),
+            first_value(col("artist_id"), vec![col("song_id").sort(true, false)]).alias("artist_id"),
+        ],
+    )
+}

@@ -1,0 +1,40 @@
+//! `users(user_id, first_name, last_name, gender, level)`: one row per user
+//! who played a song, with the attributes of the user's latest such event by
+//! `ts` (users move between free and paid). Ties on `ts` go to the event read
+//! last, so reruns agree.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::Result;
+use datafusion::prelude::{DataFrame, cast, col, ident, lit};
+
+use super::{Staged, TableDef, song_plays};
+
+pub const TABLE: TableDef = TableDef {
+    name: "users",
+    partition_by: &[],
+    sort_by: &["user_id"],
+    plan: users_plan,
+};
+
+fn users_plan(staged: &Staged) -> Result<DataFrame> {
+    song_plays(&staged.events)?
+        .filter(ident("userId").not_eq(lit("")))?
+        .select(vec![
+            cast(ident("userId"), DataType::Int32).alias("user_id"),
+            ident("firstName").alias("first_name"),
+            ident("lastName").alias("last_name"),
+            col("gender"),
+            col("level"),
+            col("ts"),
+            col("record_id"),
+        ])?
+        .distinct_on(
+            vec![col("user_id")],
+            vec![col("user_id"), col("first_name"), col("last_name"), col("gender"), col("level")],
+            Some(vec![
+                col("user_id").sort(true, false),
+                col("ts").sort(false, true),
+                col("record_id").sort(false, true),
+            ]),
+        )
+}

@@ -1,0 +1,119 @@
+//! The command line: every option, its default, and the exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cluster::error::ClusterError;
+use etl::error::EtlError;
+use etl::extract::scan::{RejectPolicy, STRICT_REJECT};
+use etl::location::Location;
+use etl::run::{RejectLimit, RunConfig};
+
+/// Run the Sparkify ETL on Apache DataFusion Ballista: raw song and event
+/// JSON in, a star schema of hive-partitioned Parquet tables out.
+///
+/// Without --scheduler, a scheduler and an executor start inside this
+/// process. S3 credentials, region and endpoint come from the standard AWS
+/// environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+/// AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL); an http:// endpoint
+/// enables plain HTTP for S3-compatible servers.
+#[derive(Debug, Parser)]
+#[command(version, after_help = EXIT_CODES)]
+pub struct Args {
+    /// Input root holding song_data/ and log_data/: a local path, file://… or s3://bucket/prefix.
+    #[arg(long, env = "SPARKIFY_INPUT", default_value = "sample-data")]
+    pub input: String,
+
+    /// Output root; each run publishes under it and points <output>/_LATEST at itself.
+    #[arg(long, env = "SPARKIFY_OUTPUT", default_value = "output")]
+    pub output: String,
+
+    /// Ballista scheduler (host:port) to submit to. Default: an in-process cluster.
+    #[arg(long, env = "SPARKIFY_SCHEDULER")]
+    pub scheduler: Option<String>,
+
+    /// Tasks per stage (scan shards, shuffle partitions, writer tasks).
+    /// Default: the task slots (vcores) of the registered executors.
+    #[arg(long, env = "SPARKIFY_PARTITIONS", value_parser = clap::value_parser!(usize))]
+    pub partitions: Option<usize>,
+
+    /// Task slots of the in-process executor. Default: the machine's cores.
+    #[arg(long, env = "SPARKIFY_VCORES")]
+    pub vcores: Option<usize>,
+
+    /// Fail on the first bad input record, naming its file and line.
+    #[arg(long, conflicts_with = "max_rejects")]
+    pub strict: bool,
+
+    /// Fail (publishing nothing) when more input records than this are
+    /// rejected, per input: a count (100) or a fraction (0.01, 1%).
+    /// Default: any number, each one quarantined and reported.
+    #[arg(long, env = "SPARKIFY_MAX_REJECTS", value_parser = RejectLimit::parse)]
+    pub max_rejects: Option<RejectLimit>,
+
+    /// Parquet files are split when they reach this size.
+    #[arg(long, env = "SPARKIFY_TARGET_FILE_SIZE", default_value = "128MiB")]
+    pub target_file_size: bytesize::ByteSize,
+
+    /// Seconds to wait for at least one executor to register.
+    #[arg(long, env = "SPARKIFY_EXECUTOR_TIMEOUT", default_value_t = 60)]
+    pub executor_timeout: u64,
+
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Log what the client does (RUST_LOG overrides).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  the run was published
+  1  any other failure
+  2  bad command line
+  3  input missing, empty or unreadable
+  4  output not writable
+  5  scheduler unreachable, or no executor registered
+  6  a job failed on the cluster
+  7  too many rejected records (--max-rejects, --strict)";
+
+impl Args {
+    /// The run configuration, before the number of partitions is known.
+    pub fn run_config(&self) -> anyhow::Result<RunConfig> {
+        Ok(RunConfig {
+            input: Location::parse(&self.input)?,
+            output: Location::parse(&self.output)?,
+            partitions: self.partitions.unwrap_or(1),
+            rejects: if self.strict { RejectPolicy::Strict } else { RejectPolicy::Quarantine },
+            max_rejects: self.max_rejects,
+            target_file_bytes: self.target_file_size.as_u64(),
+        })
+    }
+
+    pub fn in_process_vcores(&self) -> usize {
+        self.vcores
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}
+
+/// The documented exit code for an error.
+pub fn exit_code(error: &anyhow::Error) -> ExitCode {
+    let code = if let Some(error) = error.downcast_ref::<EtlError>() {
+        match error {
+            EtlError::Location(_) | EtlError::NoInput { .. } => 3,
+            EtlError::Store { context, .. } if context.starts_with("listing") || context.starts_with("reading") => 3,
+            EtlError::Store { .. } => 4,
+            EtlError::TooManyRejects { .. } => 7,
+            EtlError::Job { error, .. } if error.to_string().contains(STRICT_REJECT) => 7,
+            EtlError::Job { .. } => 6,
+            EtlError::Plan { .. } => 1,
+        }
+    } else if error.downcast_ref::<ClusterError>().is_some() {
+        5
+    } else {
+        1
+    };
+    ExitCode::from(code)
+}

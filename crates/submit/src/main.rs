@@ -1,0 +1,74 @@
+//! `submit`: runs the Sparkify ETL on Ballista and prints what it did.
+//!
+//! Without `--scheduler` it starts a scheduler and an executor inside this
+//! process; with it, it submits to a running cluster. Either way the client
+//! only lists the input, plans the jobs, and commits the files the executors
+//! report: table data never passes through it.
+
+mod cli;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use cluster::embedded::EmbeddedCluster;
+use cluster::engine::BallistaEngine;
+use cluster::object_stores::LakeObjectStores;
+use cluster::rest::SchedulerRest;
+use cluster::session::{planning_context, session_config};
+use etl::run::run_etl;
+use indicatif::{MultiProgress, ProgressDrawTarget};
+
+use cli::{Args, exit_code};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cluster::logging::init(if args.verbose { "info" } else { "warn" }, None, "submit");
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(submit(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit_code(&error)
+        }
+    }
+}
+
+async fn submit(args: Args) -> anyhow::Result<()> {
+    let config = args.run_config()?;
+    let progress = MultiProgress::with_draw_target(if args.quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+
+    let embedded = match &args.scheduler {
+        Some(_) => None,
+        None => Some(EmbeddedCluster::start(args.in_process_vcores()).await?),
+    };
+    let scheduler = args
+        .scheduler
+        .clone()
+        .or_else(|| embedded.as_ref().map(|c| c.scheduler().to_string()))
+        .context("no scheduler")?;
+    let (rest, executors) = SchedulerRest::connect(&scheduler, Duration::from_secs(args.executor_timeout)).await?;
+    let partitions = args
+        .partitions
+        .unwrap_or_else(|| executors.iter().map(|e| e.vcores()).sum());
+    let engine = BallistaEngine::new(rest, session_config(partitions), progress);
+    let ctx = planning_context(partitions, Arc::new(LakeObjectStores::new()))?;
+    let config = etl::run::RunConfig { partitions, ..config };
+
+    let report = run_etl(&ctx, &engine, &config).await?;
+    println!("{}", report.to_text());
+    drop(embedded);
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The end-to-end test harness: it builds the project's binaries, starts
+//! them as real processes on free loopback ports (stopping them again when
+//! a test ends, also when it fails), and reads the published Parquet back
+//! with DataFusion.
+
+pub mod tables;
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The repository's root folder.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository")
+        .to_path_buf()
+}
+
+/// A copy of the real Sparkify input in `../shared/data/` (never in the repository).
+pub fn shared_data(name: &str) -> PathBuf {
+    let path = workspace_root().join("../shared/data").join(name);
+    path.canonicalize()
+        .unwrap_or_else(|e| panic!("shared data {} is missing: {e}", path.display()))
+}
+
+/// The path of one of the project's binaries, built (once per test process)
+/// with the same cargo and target folder as the tests.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "submit", "-p", "scheduler", "-p", "executor"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+        let exe = std::env::current_exe().expect("test binary path");
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("test binary sits in <target>/<profile>/deps")
+            .to_path_buf()
+    });
+    dir.join(name)
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Runs `submit` to completion.
+pub fn submit(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
+    Command::new(binary("submit"))
+        .args(args)
+        .args(["--quiet"])
+        .envs(env.iter().copied())
+        .current_dir(cwd)
+        .output()
+        .expect("submit starts")
+}
+
+/// Asserts that a `submit` run succeeded, showing its output if not.
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "submit failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A background process of the test, killed when dropped.
+pub struct Daemon {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `command` with its output going to `<log_dir>/<name>.log`.
+    pub fn spawn(name: &str, mut command: Command, log_dir: &Path) -> Self {
+        let log = log_dir.join(format!("{name}.log"));
+        let file = File::create(&log).expect("log file");
+        let child = command
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Self {
+            name: name.to_string(),
+            child,
+            log,
+        }
+    }
+
+    /// What the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `ready` holds, failing with the log if the process
+    /// exits or `timeout` passes first.
+    pub fn wait_until(&mut self, timeout: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !ready() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}) before {what}:\n{}", self.name, self.log());
+            }
+            assert!(Instant::now() < deadline, "{} not {what} after {timeout:?}:\n{}", self.name, self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
