@@ -3,6 +3,9 @@
 //! a test ends, also when it fails), and reads the published Parquet back
 //! with DataFusion.
 
+pub mod cluster;
+pub mod expect;
+pub mod http;
 pub mod tables;
 
 use std::fs::File;
@@ -33,7 +36,7 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "submit", "-p", "scheduler", "-p", "executor"])
+            .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(workspace_root())
             .status()
             .expect("cargo runs");
@@ -64,6 +67,21 @@ pub fn submit(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
         .current_dir(cwd)
         .output()
         .expect("submit starts")
+}
+
+/// Runs `submit` in-process from `input` to `output` (plus `extra`
+/// arguments) and asserts that it published.
+pub fn run_locally(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--input",
+        input.to_str().expect("UTF-8 path"),
+        "--output",
+        output.to_str().expect("UTF-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    let result = submit(&args, &[], &workspace_root());
+    assert_success(&result);
+    result
 }
 
 /// Asserts that a `submit` run succeeded, showing its output if not.
@@ -113,9 +131,18 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         while !ready() {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}) before {what}:\n{}", self.name, self.log());
+                panic!(
+                    "{} exited ({status}) before {what}:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
-            assert!(Instant::now() < deadline, "{} not {what} after {timeout:?}:\n{}", self.name, self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{} not {what} after {timeout:?}:\n{}",
+                self.name,
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -7,16 +7,25 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use object_store::ObjectStore;
 
 /// The tables and their partition columns, as the Spark job wrote them.
 pub const TABLES: [(&str, &[(&str, DataType)]); 5] = [
-    ("songs", &[("year", DataType::Int32), ("artist_id", DataType::Utf8)]),
+    (
+        "songs",
+        &[("year", DataType::Int32), ("artist_id", DataType::Utf8)],
+    ),
     ("artists", &[]),
     ("users", &[]),
-    ("time", &[("year", DataType::Int32), ("month", DataType::Int32)]),
-    ("songplays", &[("year", DataType::Int32), ("month", DataType::Int32)]),
+    (
+        "time",
+        &[("year", DataType::Int32), ("month", DataType::Int32)],
+    ),
+    (
+        "songplays",
+        &[("year", DataType::Int32), ("month", DataType::Int32)],
+    ),
 ];
 
 /// A committed run, readable with SQL.
@@ -33,14 +42,21 @@ impl Published {
         let latest = std::fs::read_to_string(output.join("_LATEST"))
             .unwrap_or_else(|e| panic!("{}/_LATEST: {e}", output.display()));
         let run_id = latest.trim().to_string();
-        let run_dir = format!("file://{}/{run_id}", output.canonicalize().expect("output exists").display());
-        Self::open(SessionContext::new(), run_dir, run_id).await
+        let run_dir = format!(
+            "file://{}/{run_id}",
+            output.canonicalize().expect("output exists").display()
+        );
+        Self::open(reader(), run_dir, run_id).await
     }
 
     /// The run `<output>/_LATEST` names, in an object store registered for `output_url`'s scheme and bucket.
-    pub async fn in_store(store: Arc<dyn ObjectStore>, store_url: &str, output_prefix: &str) -> Self {
+    pub async fn in_store(
+        store: Arc<dyn ObjectStore>,
+        store_url: &str,
+        output_prefix: &str,
+    ) -> Self {
         use object_store::ObjectStoreExt;
-        let ctx = SessionContext::new();
+        let ctx = reader();
         let url = url_of(store_url);
         ctx.register_object_store(&url, Arc::clone(&store));
         let latest = store
@@ -57,19 +73,32 @@ impl Published {
 
     async fn open(ctx: SessionContext, run_dir: String, run_id: String) -> Self {
         for (table, partitions) in TABLES {
-            let partitions: Vec<(String, DataType)> =
-                partitions.iter().map(|(name, t)| (name.to_string(), t.clone())).collect();
+            let partitions: Vec<(String, DataType)> = partitions
+                .iter()
+                .map(|(name, t)| (name.to_string(), t.clone()))
+                .collect();
             let options = ParquetReadOptions::default().table_partition_cols(partitions);
             ctx.register_parquet(table, format!("{run_dir}/{table}/"), options)
                 .await
                 .unwrap_or_else(|e| panic!("registering {table}: {e}"));
         }
-        Self { ctx, run_dir, run_id }
+        Self {
+            ctx,
+            run_dir,
+            run_id,
+        }
     }
 
     pub async fn query(&self, sql: &str) -> Vec<RecordBatch> {
-        let frame = self.ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        frame.collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        let frame = self
+            .ctx
+            .sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        frame
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// The result of a query, each value as text (`NULL` for null).
@@ -83,7 +112,12 @@ impl Published {
                 .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formattable"))
                 .collect();
             for row in 0..batch.num_rows() {
-                rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect());
+                rows.push(
+                    formatters
+                        .iter()
+                        .map(|f| f.value(row).to_string())
+                        .collect(),
+                );
             }
         }
         rows
@@ -93,7 +127,9 @@ impl Published {
     pub async fn number(&self, sql: &str) -> i64 {
         let rows = self.rows(sql).await;
         assert_eq!(rows.len(), 1, "{sql} gave {rows:?}");
-        rows[0][0].parse().unwrap_or_else(|e| panic!("{sql} gave {rows:?}: {e}"))
+        rows[0][0]
+            .parse()
+            .unwrap_or_else(|e| panic!("{sql} gave {rows:?}: {e}"))
     }
 
     pub async fn count(&self, table: &str) -> i64 {
@@ -101,8 +137,24 @@ impl Published {
     }
 
     pub async fn schema(&self, table: &str) -> SchemaRef {
-        self.ctx.table(table).await.expect("table registered").schema().inner().clone()
+        self.ctx
+            .table(table)
+            .await
+            .expect("table registered")
+            .schema()
+            .inner()
+            .clone()
     }
+}
+
+/// A reader that reports the types stored in the files: DataFusion would
+/// otherwise read every string column as `Utf8View`, hiding what was written.
+fn reader() -> SessionContext {
+    let config = SessionConfig::new().set_bool(
+        "datafusion.execution.parquet.schema_force_view_types",
+        false,
+    );
+    SessionContext::new_with_config(config)
 }
 
 fn url_of(store_url: &str) -> url::Url {

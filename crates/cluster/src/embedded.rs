@@ -27,14 +27,21 @@ impl EmbeddedCluster {
         let embedded = |e: std::io::Error| ClusterError::Embedded(e.to_string());
         let listener = TcpListener::bind((LOOPBACK, 0)).await.map_err(embedded)?;
         let port = listener.local_addr().map_err(embedded)?.port();
-        let scheduler_config = scheduler::with_lake_setup(SchedulerConfig::default().with_hostname(LOOPBACK).with_port(port));
+        let scheduler_config = scheduler::with_lake_setup(
+            SchedulerConfig::default()
+                .with_hostname(LOOPBACK)
+                .with_port(port),
+        );
         let scheduler_task = tokio::spawn(async move {
             if let Err(e) = scheduler::serve(scheduler_config, listener).await {
                 tracing::error!("in-process scheduler stopped: {e}");
             }
         });
 
-        let work_dir = tempfile::Builder::new().prefix("sparkify-executor-").tempdir().map_err(embedded)?;
+        let work_dir = tempfile::Builder::new()
+            .prefix("sparkify-executor-")
+            .tempdir()
+            .map_err(embedded)?;
         let executor_config = executor::with_lake_setup(ExecutorProcessConfig {
             bind_host: LOOPBACK.into(),
             external_host: Some(LOOPBACK.into()),

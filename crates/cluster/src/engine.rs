@@ -60,9 +60,17 @@ impl BallistaEngine {
         let mut interval = tokio::time::interval(PROGRESS_INTERVAL);
         loop {
             interval.tick().await;
-            let Ok(jobs) = rest.jobs().await else { continue };
-            let Some(job) = jobs.into_iter().find(|j| j.job_name == job_name) else { continue };
-            let tasks = rest.stages(&job.job_id).await.map(|s| s.task_counts()).unwrap_or_default();
+            let Ok(jobs) = rest.jobs().await else {
+                continue;
+            };
+            let Some(job) = jobs.into_iter().find(|j| j.job_name == job_name) else {
+                continue;
+            };
+            let tasks = rest
+                .stages(&job.job_id)
+                .await
+                .map(|s| s.task_counts())
+                .unwrap_or_default();
             bar.set_length(job.num_stages as u64);
             bar.set_position(job.completed_stages as u64);
             bar.set_message(format!("{} · tasks {}/{}", job.status, tasks.0, tasks.1));
@@ -77,9 +85,11 @@ impl Engine for BallistaEngine {
         let config = self.config.clone().with_ballista_job_name(&job_name);
         let bar = self.progress.add(ProgressBar::new(1));
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>16} [{bar:20}] stages {pos}/{len} {msg} {elapsed}")
-                .expect("static template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>16} [{bar:20}] stages {pos}/{len} {msg} {elapsed}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(name.to_string());
         let follower = tokio::spawn(Self::follow(self.rest.clone(), job_name, bar.clone()));
@@ -102,7 +112,12 @@ impl Engine for BallistaEngine {
             Ok(_) => format!("done in {:.1}s", started.elapsed().as_secs_f64()),
             Err(_) => "failed".to_string(),
         });
-        tracing::debug!(job = name, seconds = started.elapsed().as_secs_f64(), ok = result.is_ok(), "job finished");
+        tracing::debug!(
+            job = name,
+            seconds = started.elapsed().as_secs_f64(),
+            ok = result.is_ok(),
+            "job finished"
+        );
         result
     }
 }

@@ -16,7 +16,9 @@ pub fn with_lake_setup(mut config: ExecutorProcessConfig) -> ExecutorProcessConf
     let work_dir = config.work_dir.clone();
     config.task_scheduling_policy = TaskSchedulingPolicy::PushStaged;
     config.override_config_producer = Some(Arc::new(|| session_config(1)));
-    config.override_runtime_producer = Some(Arc::new(move |_| runtime_env(Arc::clone(&stores), work_dir.as_deref())));
+    config.override_runtime_producer = Some(Arc::new(move |_| {
+        runtime_env(Arc::clone(&stores), work_dir.as_deref())
+    }));
     config.override_physical_codec = Some(physical_codec());
     config
 }

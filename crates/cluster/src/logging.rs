@@ -6,11 +6,16 @@ use tracing_subscriber::EnvFilter;
 /// Logs at `default_level` (unless `RUST_LOG` says otherwise) to stderr, or
 /// to a daily file `<log_dir>/<file_prefix>.<date>` when a folder is given.
 pub fn init(default_level: &str, log_dir: Option<&str>, file_prefix: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
     // A second initialisation (tests, embedded use) keeps the first.
     let _ = match log_dir {
-        Some(dir) => builder.with_writer(tracing_appender::rolling::daily(dir, file_prefix)).try_init(),
+        Some(dir) => builder
+            .with_writer(tracing_appender::rolling::daily(dir, file_prefix))
+            .try_init(),
         None => builder.with_writer(std::io::stderr).try_init(),
     };
 }

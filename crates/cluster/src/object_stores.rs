@@ -38,13 +38,25 @@ fn key(url: &Url) -> String {
 }
 
 impl ObjectStoreRegistry for LakeObjectStores {
-    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
-        self.stores.write().unwrap_or_else(|e| e.into_inner()).insert(key(url), store)
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.stores
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key(url), store)
     }
 
     fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         let key = key(url);
-        if let Some(store) = self.stores.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(store) = self
+            .stores
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(Arc::clone(store));
         }
         let store: Arc<dyn ObjectStore> = match url.scheme() {

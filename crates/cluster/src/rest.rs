@@ -89,14 +89,19 @@ impl Stages {
     /// Tasks finished and tasks known, over all stages.
     pub fn task_counts(&self) -> (usize, usize) {
         let tasks = self.stages.iter().flat_map(|s| s.tasks.iter().flatten());
-        tasks.fold((0, 0), |(done, all), t| (done + usize::from(t.succeeded()), all + 1))
+        tasks.fold((0, 0), |(done, all), t| {
+            (done + usize::from(t.succeeded()), all + 1)
+        })
     }
 }
 
 impl SchedulerRest {
     /// `address` is the scheduler's `host:port`.
     pub fn new(address: &str) -> Result<Self, ClusterError> {
-        let address = address.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let address = address
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
         if !address.contains(':') {
             return Err(ClusterError::SchedulerAddress(address));
         }
@@ -110,7 +115,10 @@ impl SchedulerRest {
 
     /// Checks that the scheduler answers and waits until at least one
     /// executor has registered; returns the registered executors.
-    pub async fn connect(address: &str, executor_timeout: Duration) -> Result<(Self, Vec<ExecutorInfo>), ClusterError> {
+    pub async fn connect(
+        address: &str,
+        executor_timeout: Duration,
+    ) -> Result<(Self, Vec<ExecutorInfo>), ClusterError> {
         let rest = Self::new(address)?;
         rest.version().await?;
         let executors = rest.wait_for_executors(executor_timeout).await?;
@@ -135,7 +143,10 @@ impl SchedulerRest {
             .await
             .and_then(|r| r.error_for_status())
             .map_err(|e| ClusterError::unreachable(&self.address, e))?;
-        response.json().await.map_err(|e| ClusterError::unreachable(&self.address, e))
+        response
+            .json()
+            .await
+            .map_err(|e| ClusterError::unreachable(&self.address, e))
     }
 
     /// Ballista's version, which doubles as a liveness check.
@@ -156,7 +167,10 @@ impl SchedulerRest {
     }
 
     /// Waits until at least one executor has registered.
-    pub async fn wait_for_executors(&self, timeout: Duration) -> Result<Vec<ExecutorInfo>, ClusterError> {
+    pub async fn wait_for_executors(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<ExecutorInfo>, ClusterError> {
         let deadline = Instant::now() + timeout;
         loop {
             let executors = self.executors().await?;

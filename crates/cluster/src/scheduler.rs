@@ -21,16 +21,23 @@ pub fn with_lake_setup(config: SchedulerConfig) -> SchedulerConfig {
         .with_scheduler_policy(TaskSchedulingPolicy::PushStaged)
         .with_override_config_producer(Arc::new(|| session_config(1)))
         .with_override_session_builder(Arc::new(move |config| {
-            Ok(scheduler_session_state(config, runtime_env(Arc::clone(&stores), None)?))
+            Ok(scheduler_session_state(
+                config,
+                runtime_env(Arc::clone(&stores), None)?,
+            ))
         }));
     config.override_physical_codec = Some(physical_codec());
     config
 }
 
 /// Serves the scheduler (gRPC and REST) on `listener` until the process ends.
-pub async fn serve(config: SchedulerConfig, listener: TcpListener) -> ballista_core::error::Result<()> {
+pub async fn serve(
+    config: SchedulerConfig,
+    listener: TcpListener,
+) -> ballista_core::error::Result<()> {
     config.validate()?;
     let cluster = BallistaCluster::new_from_config(&config).await?;
-    let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config)).await?;
+    let scheduler =
+        create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config)).await?;
     start_grpc_service_with_listener(listener, scheduler).await
 }

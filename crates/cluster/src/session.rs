@@ -18,8 +18,10 @@ use crate::object_stores::LakeObjectStores;
 ///
 /// - round-robin repartitioning is off: on Ballista every repartition is a
 ///   shuffle stage, and a shuffle that only rebalances costs more than it gives;
-/// - hash joins are preferred, so that a small build side can be broadcast
-///   instead of shuffling both sides of the songplays join;
+/// - joins are hash joins over both sides shuffled by the join keys, never
+///   broadcasts: DataFusion's join selection may broadcast the *preserved*
+///   side of an outer join, and on Ballista every task would then emit that
+///   side's unmatched rows again (the songplays left join duplicated plays);
 /// - `partitions` sets how many tasks each stage runs.
 pub fn session_config(partitions: usize) -> SessionConfig {
     let mut config = SessionConfig::new_with_ballista()
@@ -28,18 +30,25 @@ pub fn session_config(partitions: usize) -> SessionConfig {
         .with_ballista_physical_extension_codec(physical_codec());
     let options = config.options_mut();
     options.optimizer.prefer_hash_join = true;
+    options.optimizer.hash_join_single_partition_threshold = 0;
+    options.optimizer.hash_join_single_partition_threshold_rows = 0;
     options.execution.listing_table_ignore_subdirectory = false;
     config
 }
 
 /// Our operators' codec in front of Ballista's.
 pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
-    Arc::new(LakeCodec::new(Arc::new(BallistaPhysicalExtensionCodec::default())))
+    Arc::new(LakeCodec::new(Arc::new(
+        BallistaPhysicalExtensionCodec::default(),
+    )))
 }
 
 /// A runtime whose object stores come from [`LakeObjectStores`]; spill files
 /// go to `temp_dir` when given.
-pub fn runtime_env(stores: Arc<LakeObjectStores>, temp_dir: Option<&str>) -> Result<Arc<RuntimeEnv>> {
+pub fn runtime_env(
+    stores: Arc<LakeObjectStores>,
+    temp_dir: Option<&str>,
+) -> Result<Arc<RuntimeEnv>> {
     let mut builder = RuntimeEnvBuilder::new().with_object_store_registry(stores);
     if let Some(dir) = temp_dir {
         builder = builder.with_temp_file_path(dir);
@@ -57,6 +66,12 @@ pub fn scheduler_session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) 
 }
 
 /// The client's planning context, see [`etl::planning_context`].
-pub fn planning_context(partitions: usize, stores: Arc<LakeObjectStores>) -> Result<SessionContext> {
-    Ok(etl::planning_context(session_config(partitions), runtime_env(stores, None)?))
+pub fn planning_context(
+    partitions: usize,
+    stores: Arc<LakeObjectStores>,
+) -> Result<SessionContext> {
+    Ok(etl::planning_context(
+        session_config(partitions),
+        runtime_env(stores, None)?,
+    ))
 }

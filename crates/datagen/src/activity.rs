@@ -60,7 +60,11 @@ impl Activity {
     /// The log file of day `day` (0-based): its path under `log_data/` and its lines.
     pub fn day_log(&self, catalog: &Catalog, day: u64) -> (String, String) {
         let date = self.first_day + Duration::days(day as i64);
-        let path = format!("{}/{}-events.json", date.format("%Y/%m"), date.format("%Y-%m-%d"));
+        let path = format!(
+            "{}/{}-events.json",
+            date.format("%Y/%m"),
+            date.format("%Y-%m-%d")
+        );
         let mut rng = rng_for(self.seed, DAY_STREAM, day);
         let per_day = self.events / self.days + u64::from(day < self.events % self.days);
         let day_start = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists"));
@@ -132,7 +136,12 @@ impl Activity {
     }
 
     /// A catalog song (exactly) or one from outside the catalog.
-    fn played_song(&self, rng: &mut StdRng, catalog: &Catalog, songs: &Zipf<f64>) -> (Value, Value, Value) {
+    fn played_song(
+        &self,
+        rng: &mut StdRng,
+        catalog: &Catalog,
+        songs: &Zipf<f64>,
+    ) -> (Value, Value, Value) {
         if catalog.songs > 0 && rng.random_bool(self.match_share) {
             let song = catalog.song(songs.sample(rng) as u64 - 1);
             let artist = catalog.artist(song.artist as u64);
@@ -144,7 +153,11 @@ impl Activity {
         }
         let title = format!("{} {}", pick(rng, TITLE_WORDS), pick(rng, TITLE_WORDS));
         let artist = format!("{} {}", pick(rng, LAST_NAMES), pick(rng, TITLE_WORDS));
-        (json!(artist), json!(title), json!(round(rng.random_range(60.0..500.0), 5)))
+        (
+            json!(artist),
+            json!(title),
+            json!(round(rng.random_range(60.0..500.0), 5)),
+        )
     }
 }
 

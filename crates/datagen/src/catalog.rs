@@ -9,7 +9,9 @@ use crate::words::{ARTIST_PLACES, ARTIST_WORDS, TITLE_WORDS};
 
 /// A random generator for item `index` of stream `stream`.
 pub fn rng_for(seed: u64, stream: u64, index: u64) -> StdRng {
-    let mixed = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mixed = seed
+        ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ index.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     StdRng::seed_from_u64(mixed)
 }
 
@@ -57,7 +59,10 @@ impl Catalog {
     pub fn artist(&self, index: u64) -> Artist {
         let mut rng = rng_for(self.seed, ARTIST_STREAM, index);
         let words = rng.random_range(1..=3);
-        let name = (0..words).map(|_| pick(&mut rng, ARTIST_WORDS)).collect::<Vec<_>>().join(" ");
+        let name = (0..words)
+            .map(|_| pick(&mut rng, ARTIST_WORDS))
+            .collect::<Vec<_>>()
+            .join(" ");
         let located = rng.random_bool(0.35);
         let location = match rng.random_range(0..100) {
             0 => Value::Null,
@@ -66,7 +71,11 @@ impl Catalog {
         };
         Artist {
             artist_id: format!("AR{}", code(&mut rng, 16)),
-            name: if rng.random_bool(0.002) { rng.random_range(1..200).to_string() } else { name },
+            name: if rng.random_bool(0.002) {
+                rng.random_range(1..200).to_string()
+            } else {
+                name
+            },
             location,
             latitude: located.then(|| round(rng.random_range(-60.0..70.0), 5)),
             longitude: located.then(|| round(rng.random_range(-150.0..150.0), 5)),
@@ -90,7 +99,11 @@ impl Catalog {
             song_id: format!("SO{}", code(&mut rng, 16)),
             title,
             artist: rng.random_range(0..self.artists) as usize,
-            year: if rng.random_bool(1.0 / 3.0) { 0 } else { rng.random_range(1955..=2010) },
+            year: if rng.random_bool(1.0 / 3.0) {
+                0
+            } else {
+                rng.random_range(1955..=2010)
+            },
             duration: round(rng.random_range(45.0..600.0), 5),
         }
     }
@@ -120,17 +133,23 @@ pub fn pick<'a>(rng: &mut StdRng, words: &[&'a str]) -> &'a str {
 
 fn capitalise(word: &str) -> String {
     let mut chars = word.chars();
-    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
 /// Upper-case letters only: the three after `TR` name the song's folders.
 fn letters(rng: &mut StdRng, len: usize) -> String {
-    (0..len).map(|_| rng.random_range(b'A'..=b'Z') as char).collect()
+    (0..len)
+        .map(|_| rng.random_range(b'A'..=b'Z') as char)
+        .collect()
 }
 
 fn code(rng: &mut StdRng, len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 pub fn round(value: f64, places: i32) -> f64 {

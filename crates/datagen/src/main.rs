@@ -48,7 +48,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!((0.0..=1.0).contains(&args.match_share), "--match-share must be between 0 and 1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.match_share),
+        "--match-share must be between 0 and 1"
+    );
     anyhow::ensure!(args.days > 0, "--days must be at least 1");
     let catalog = Catalog::new(args.seed, args.songs);
     let activity = Activity {
@@ -60,7 +63,8 @@ fn main() -> anyhow::Result<()> {
         match_share: args.match_share,
     };
     if args.out.exists() {
-        fs::remove_dir_all(&args.out).with_context(|| format!("clearing {}", args.out.display()))?;
+        fs::remove_dir_all(&args.out)
+            .with_context(|| format!("clearing {}", args.out.display()))?;
     }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -71,7 +75,9 @@ fn main() -> anyhow::Result<()> {
             })
             .collect();
         for worker in workers {
-            worker.join().map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
         }
         Ok(())
     })?;
@@ -86,18 +92,32 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Writes every `threads`-th song and day, starting at `worker`.
-fn write_share(out: &Path, catalog: &Catalog, activity: &Activity, worker: u64, threads: u64) -> anyhow::Result<()> {
+fn write_share(
+    out: &Path,
+    catalog: &Catalog,
+    activity: &Activity,
+    worker: u64,
+    threads: u64,
+) -> anyhow::Result<()> {
     for index in (worker..catalog.songs).step_by(threads as usize) {
         let song = catalog.song(index);
         let id = &song.track_id;
-        let dir = out.join("song_data").join(&id[2..3]).join(&id[3..4]).join(&id[4..5]);
+        let dir = out
+            .join("song_data")
+            .join(&id[2..3])
+            .join(&id[3..4])
+            .join(&id[4..5]);
         write(&dir, &format!("{id}.json"), &catalog.song_json(&song))?;
     }
     for day in (worker..activity.days).step_by(threads as usize) {
         let (path, lines) = activity.day_log(catalog, day);
         let path = out.join("log_data").join(path);
         let dir = path.parent().context("log path has a folder")?;
-        let name = path.file_name().context("log path has a name")?.to_string_lossy().to_string();
+        let name = path
+            .file_name()
+            .context("log path has a name")?
+            .to_string_lossy()
+            .to_string();
         write(dir, &name, &lines)?;
     }
     Ok(())

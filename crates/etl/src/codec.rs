@@ -54,9 +54,16 @@ impl PhysicalExtensionCodec for LakeCodec {
         let node: LakeNode = serde_json::from_slice(json)
             .map_err(|e| DataFusionError::Internal(format!("undecodable plan node: {e}")))?;
         match (node, inputs) {
-            (LakeNode::Scan(spec), []) => Ok(Arc::new(RawScanExec::new(spec))),
-            (LakeNode::Write(spec), [input]) => Ok(Arc::new(ParquetWriterExec::try_new(spec, Arc::clone(input))?)),
-            _ => Err(DataFusionError::Internal("plan node with the wrong number of inputs".into())),
+            (LakeNode::Scan(spec), [input]) => {
+                Ok(Arc::new(RawScanExec::try_new(spec, Arc::clone(input))?))
+            }
+            (LakeNode::Write(spec), [input]) => Ok(Arc::new(ParquetWriterExec::try_new(
+                spec,
+                Arc::clone(input),
+            )?)),
+            _ => Err(DataFusionError::Internal(
+                "plan node with the wrong number of inputs".into(),
+            )),
         }
     }
 
@@ -74,7 +81,8 @@ impl PhysicalExtensionCodec for LakeCodec {
             return self.inner.try_encode(node, buf, proto_converter);
         };
         buf.extend_from_slice(MARKER);
-        serde_json::to_writer(buf, &lake_node).map_err(|e| DataFusionError::Internal(format!("encoding plan node: {e}")))
+        serde_json::to_writer(buf, &lake_node)
+            .map_err(|e| DataFusionError::Internal(format!("encoding plan node: {e}")))
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {

@@ -11,12 +11,24 @@ pub enum EtlError {
     Location(String),
 
     /// The input folder holds no input files.
-    #[error("no input files under {location} (want *.json or *.json.gz; {ignored} other objects there)")]
+    #[error(
+        "no input files under {location} (want *.json or *.json.gz; {ignored} other objects there)"
+    )]
     NoInput { location: String, ignored: usize },
 
     /// An object store request failed; `context` says what we were doing.
     #[error("{context}: {error}")]
-    Store { context: String, error: object_store::Error },
+    Store {
+        context: String,
+        error: object_store::Error,
+    },
+
+    /// The output location cannot be written to.
+    #[error("output {location} is not writable: {error}")]
+    OutputNotWritable {
+        location: String,
+        error: object_store::Error,
+    },
 
     /// More records were rejected than the run allows.
     #[error(
@@ -37,7 +49,10 @@ pub enum EtlError {
 
     /// Building a plan failed (a bug, or an input schema we cannot handle).
     #[error("planning {what}: {error}")]
-    Plan { what: String, error: DataFusionError },
+    Plan {
+        what: String,
+        error: DataFusionError,
+    },
 }
 
 impl EtlError {

@@ -13,6 +13,7 @@
 //! - [`codec`]: how our operators travel inside Ballista plans.
 
 pub mod codec;
+pub mod crash;
 pub mod error;
 pub mod extract;
 pub mod load;

@@ -25,11 +25,12 @@ impl Location {
             return Err(EtlError::Location("empty location".into()));
         }
         let url = if text.contains("://") {
-            Url::parse(text).map_err(|e| EtlError::Location(format!("'{text}' is not a valid URL: {e}")))?
+            Url::parse(text)
+                .map_err(|e| EtlError::Location(format!("'{text}' is not a valid URL: {e}")))?
         } else {
             let path = std::path::absolute(FsPath::new(text))
                 .map_err(|e| EtlError::Location(format!("'{text}' is not a usable path: {e}")))?;
-            Url::from_directory_path(&path)
+            Url::from_directory_path(normalise(&path))
                 .map_err(|()| EtlError::Location(format!("'{text}' is not a usable path")))?
         };
         Self::from_url(url, text)
@@ -40,7 +41,9 @@ impl Location {
             "file" => {}
             "s3" => {
                 if url.host_str().is_none_or(str::is_empty) {
-                    return Err(EtlError::Location(format!("'{text}' names no bucket (want s3://bucket/prefix)")));
+                    return Err(EtlError::Location(format!(
+                        "'{text}' names no bucket (want s3://bucket/prefix)"
+                    )));
                 }
             }
             other => {
@@ -68,7 +71,10 @@ impl Location {
 
     /// A sub-folder.
     pub fn join(&self, relative: &str) -> Self {
-        let url = self.url.join(&format!("{}/", relative.trim_matches('/'))).expect("relative path joins");
+        let url = self
+            .url
+            .join(&format!("{}/", relative.trim_matches('/')))
+            .expect("relative path joins");
         Self { url }
     }
 
@@ -87,6 +93,22 @@ impl Location {
     }
 }
 
+/// Resolves `.` and `..` without touching the disk: the path need not exist.
+fn normalise(path: &FsPath) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.url())
@@ -102,7 +124,10 @@ mod tests {
         let location = Location::parse("s3://lake/raw/sparkify").unwrap();
         assert_eq!(location.store_url(), "s3://lake");
         assert_eq!(location.object_path().as_ref(), "raw/sparkify");
-        assert_eq!(location.join("song_data").url(), "s3://lake/raw/sparkify/song_data");
+        assert_eq!(
+            location.join("song_data").url(),
+            "s3://lake/raw/sparkify/song_data"
+        );
         assert_eq!(location.object_url("raw/x.json"), "s3://lake/raw/x.json");
     }
 
@@ -112,7 +137,16 @@ mod tests {
         let expected = std::env::current_dir().unwrap().join("sample-data");
         assert_eq!(location.url(), format!("file://{}", expected.display()));
         assert_eq!(location.store_url(), "file://");
-        assert_eq!(location.object_url(location.object_path().as_ref()), location.url());
+        assert_eq!(
+            location.object_url(location.object_path().as_ref()),
+            location.url()
+        );
+    }
+
+    #[test]
+    fn dot_dot_is_resolved() {
+        let location = Location::parse("/data/lake/../shared/./raw").unwrap();
+        assert_eq!(location.url(), "file:///data/shared/raw");
     }
 
     #[test]

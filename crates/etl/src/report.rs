@@ -42,7 +42,11 @@ impl InputReport {
     pub fn new(kind: InputKind, listing: &InputListing, staged: &[WrittenFile]) -> Self {
         let rows_with = |status: &str| {
             let partition = format!("{STATUS}={status}");
-            staged.iter().filter(|f| f.partition == partition).map(|f| f.rows).sum::<u64>()
+            staged
+                .iter()
+                .filter(|f| f.partition == partition)
+                .map(|f| f.rows)
+                .sum::<u64>()
         };
         let (loaded, rejected) = (rows_with(STATUS_OK), rows_with(STATUS_REJECTED));
         Self {
@@ -119,7 +123,13 @@ impl RunReport {
     pub fn to_text(&self) -> String {
         let mut inputs = Table::new();
         inputs.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
-            "input", "files", "bytes", "records", "loaded", "rejected", "ignored files",
+            "input",
+            "files",
+            "bytes",
+            "records",
+            "loaded",
+            "rejected",
+            "ignored files",
         ]);
         for i in &self.inputs {
             inputs.add_row(vec![
@@ -134,7 +144,13 @@ impl RunReport {
         }
         let mut tables = Table::new();
         tables.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
-            "table", "rows", "files", "bytes", "partitions", "rows/partition min·median·max", "seconds",
+            "table",
+            "rows",
+            "files",
+            "bytes",
+            "partitions",
+            "rows/partition min·median·max",
+            "seconds",
         ]);
         for t in &self.tables {
             let s = t.rows_per_partition;
@@ -151,7 +167,10 @@ impl RunReport {
         let mut text = format!("{inputs}\n{tables}\n");
         for i in self.inputs.iter().filter(|i| i.rejected > 0) {
             if let Some(location) = &i.rejects_location {
-                text.push_str(&format!("{} rejected {} records: {location}\n", i.rejected, i.input));
+                text.push_str(&format!(
+                    "{} rejected {} records: {location}\n",
+                    i.rejected, i.input
+                ));
             }
         }
         text.push_str(&format!(
@@ -170,7 +189,11 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]
@@ -189,16 +212,32 @@ mod tests {
 
     #[test]
     fn partitions_are_counted_once_however_many_files() {
-        let files = [file("year=1", 5), file("year=1", 5), file("year=2", 1), file("year=3", 30)];
+        let files = [
+            file("year=1", 5),
+            file("year=1", 5),
+            file("year=2", 1),
+            file("year=3", 30),
+        ];
         let report = TableReport::new("t", "loc".into(), &files, 0.5);
         assert_eq!((report.rows, report.files, report.partitions), (41, 4, 3));
-        assert_eq!(report.rows_per_partition, Spread { min: 1, median: 10, max: 30 });
+        assert_eq!(
+            report.rows_per_partition,
+            Spread {
+                min: 1,
+                median: 10,
+                max: 30
+            }
+        );
     }
 
     #[test]
     fn loaded_and_rejected_add_up_to_records() {
         let listing = InputListing::default();
-        let staged = [file("record_status=ok", 7), file("record_status=rejected", 2), file("record_status=ok", 1)];
+        let staged = [
+            file("record_status=ok", 7),
+            file("record_status=rejected", 2),
+            file("record_status=ok", 1),
+        ];
         let report = InputReport::new(InputKind::Events, &listing, &staged);
         assert_eq!((report.records, report.loaded, report.rejected), (10, 8, 2));
     }

@@ -29,9 +29,10 @@ use datafusion::prelude::{DataFrame, ParquetReadOptions, col};
 use futures::future::try_join_all;
 use object_store::ObjectStore;
 
+use crate::crash;
 use crate::error::{EtlError, Result};
 use crate::extract::listing::{InputListing, list_input};
-use crate::extract::scan::{RawScanExec, RejectPolicy, ScanSpec};
+use crate::extract::scan::{RawScanExec, RejectPolicy, ScanSpec, file_list};
 use crate::load::plan::WriteNode;
 use crate::load::publish::{self, RunLayout};
 use crate::load::writer::{Clustering, ParquetWriterExec, WriteSpec, WrittenFile, written_files};
@@ -44,7 +45,11 @@ use crate::tables::{Staged, TABLES, TableDef};
 #[async_trait]
 pub trait Engine: Send + Sync {
     /// Runs `plan` as one job named `name` and returns its output rows.
-    async fn run_job(&self, name: &str, plan: Arc<dyn ExecutionPlan>) -> datafusion::error::Result<Vec<RecordBatch>>;
+    async fn run_job(
+        &self,
+        name: &str,
+        plan: Arc<dyn ExecutionPlan>,
+    ) -> datafusion::error::Result<Vec<RecordBatch>>;
 }
 
 /// How much rejected input a run tolerates before it fails unpublished.
@@ -65,7 +70,10 @@ impl RejectLimit {
                 .ok_or_else(|| format!("'{text}' is not a fraction between 0 and 1"))
         };
         if let Some(percent) = text.strip_suffix('%') {
-            let value: f64 = percent.trim().parse().map_err(|_| format!("'{text}' is not a percentage"))?;
+            let value: f64 = percent
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{text}' is not a percentage"))?;
             return fraction(value / 100.0);
         }
         if let Ok(count) = text.parse::<u64>() {
@@ -73,14 +81,18 @@ impl RejectLimit {
         }
         match text.parse::<f64>() {
             Ok(value) => fraction(value),
-            Err(_) => Err(format!("'{text}' is neither a count (100) nor a fraction (0.01, 1%)")),
+            Err(_) => Err(format!(
+                "'{text}' is neither a count (100) nor a fraction (0.01, 1%)"
+            )),
         }
     }
 
     fn allows(&self, rejected: u64, records: u64) -> bool {
         match *self {
             RejectLimit::Count(limit) => rejected <= limit,
-            RejectLimit::Fraction(limit) => records == 0 || rejected as f64 <= limit * records as f64,
+            RejectLimit::Fraction(limit) => {
+                records == 0 || rejected as f64 <= limit * records as f64
+            }
         }
     }
 }
@@ -109,7 +121,11 @@ pub struct RunConfig {
 
 /// Runs the ETL and publishes its tables. `ctx` is the client's planning
 /// context (see [`crate::planning_context`]); `engine` runs the jobs.
-pub async fn run_etl(ctx: &SessionContext, engine: &dyn Engine, config: &RunConfig) -> Result<RunReport> {
+pub async fn run_etl(
+    ctx: &SessionContext,
+    engine: &dyn Engine,
+    config: &RunConfig,
+) -> Result<RunReport> {
     let started = Instant::now();
     let run = Run {
         ctx,
@@ -117,17 +133,24 @@ pub async fn run_etl(ctx: &SessionContext, engine: &dyn Engine, config: &RunConf
         config,
         layout: RunLayout::new(config.output.clone()),
     };
-    let (songs, events) = futures::try_join!(run.list(InputKind::Songs), run.list(InputKind::Events))?;
+    let (songs, events) =
+        futures::try_join!(run.list(InputKind::Songs), run.list(InputKind::Events))?;
+    publish::begin(&run.store(&config.output)?, &run.layout).await?;
+    crash::point(crash::STARTED);
     let (staged_songs, staged_events) = futures::try_join!(
         run.stage(InputKind::Songs, &songs),
         run.stage(InputKind::Events, &events)
     )?;
+    crash::point(crash::STAGED);
     let mut inputs = vec![
         InputReport::new(InputKind::Songs, &songs, &staged_songs),
         InputReport::new(InputKind::Events, &events, &staged_events),
     ];
     let mut committed: Vec<WrittenFile> = Vec::new();
-    let staged_kinds = [(InputKind::Songs, &staged_songs), (InputKind::Events, &staged_events)];
+    let staged_kinds = [
+        (InputKind::Songs, &staged_songs),
+        (InputKind::Events, &staged_events),
+    ];
     for (input, (kind, staged)) in inputs.iter_mut().zip(staged_kinds) {
         if input.rejected > 0 {
             committed.extend(run.write_rejects(kind, staged).await?);
@@ -146,6 +169,7 @@ pub async fn run_etl(ctx: &SessionContext, engine: &dyn Engine, config: &RunConf
         tables.push(report);
         committed.extend(files);
     }
+    crash::point(crash::WRITTEN);
 
     let report = RunReport {
         run_id: run.layout.run_id.clone(),
@@ -170,7 +194,8 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn store(&self, location: &Location) -> Result<Arc<dyn ObjectStore>> {
-        let url = crate::load::writer::store_url_of(&location.url()).map_err(|e| EtlError::plan("object store", e))?;
+        let url = crate::load::writer::store_url_of(&location.url())
+            .map_err(|e| EtlError::plan("object store", e))?;
         self.ctx
             .runtime_env()
             .object_store(url)
@@ -179,21 +204,43 @@ impl Run<'_> {
 
     async fn list(&self, kind: InputKind) -> Result<InputListing> {
         let input = &self.config.input;
-        list_input(self.store(input)?.as_ref(), &input.object_path(), &input.url(), kind).await
+        list_input(
+            self.store(input)?.as_ref(),
+            &input.object_path(),
+            &input.url(),
+            kind,
+        )
+        .await
     }
 
     /// Runs a job and reads back the files its writers reported.
-    async fn run_write_job(&self, job: &str, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<WrittenFile>> {
-        let batches = self.engine.run_job(job, plan).await.map_err(|error| EtlError::Job {
-            job: job.to_string(),
-            error,
-        })?;
+    async fn run_write_job(
+        &self,
+        job: &str,
+        plan: Arc<dyn ExecutionPlan>,
+    ) -> Result<Vec<WrittenFile>> {
+        let batches = self
+            .engine
+            .run_job(job, plan)
+            .await
+            .map_err(|error| EtlError::Job {
+                job: job.to_string(),
+                error,
+            })?;
         written_files(&batches).map_err(|e| EtlError::plan(job, e))
     }
 
     /// Step 1: raw files of one kind to staged Parquet.
     async fn stage(&self, kind: InputKind, listing: &InputListing) -> Result<Vec<WrittenFile>> {
-        let scan = ScanSpec::new(kind, &self.config.input.url(), &listing.files, self.config.partitions, self.config.rejects);
+        let what = || format!("staging {}", kind.name());
+        let scan = ScanSpec {
+            kind,
+            root: self.config.input.url(),
+            rejects: self.config.rejects,
+        };
+        let files = file_list(&listing.files, self.config.partitions)
+            .map_err(|e| EtlError::plan(what(), e))?;
+        let scan = RawScanExec::try_new(scan, files).map_err(|e| EtlError::plan(what(), e))?;
         let spec = WriteSpec {
             table: format!("_staging/{}", kind.name()),
             location: self.layout.staging(kind).url(),
@@ -202,13 +249,19 @@ impl Run<'_> {
             clustering: Clustering::AsIs,
             target_file_bytes: self.config.target_file_bytes,
         };
-        let plan = ParquetWriterExec::try_new(spec, Arc::new(RawScanExec::new(scan)))
-            .map_err(|e| EtlError::plan(format!("staging {}", kind.name()), e))?;
-        self.run_write_job(&format!("stage {}", kind.name()), Arc::new(plan)).await
+        let plan = ParquetWriterExec::try_new(spec, Arc::new(scan))
+            .map_err(|e| EtlError::plan(what(), e))?;
+        self.run_write_job(&format!("stage {}", kind.name()), Arc::new(plan))
+            .await
     }
 
     /// The staged files of one status as a DataFrame, read by the engine.
-    async fn read_status(&self, kind: InputKind, staged: &[WrittenFile], status: &str) -> Result<DataFrame> {
+    async fn read_status(
+        &self,
+        kind: InputKind,
+        staged: &[WrittenFile],
+        status: &str,
+    ) -> Result<DataFrame> {
         let schema = staged_file_schema(kind);
         let partition = format!("{STATUS}={status}");
         let urls: Vec<String> = staged
@@ -219,7 +272,10 @@ impl Run<'_> {
         let what = || format!("reading staged {} records", kind.name());
         if urls.is_empty() {
             let empty = RecordBatch::new_empty(Arc::new(schema));
-            return self.ctx.read_batch(empty).map_err(|e| EtlError::plan(what(), e));
+            return self
+                .ctx
+                .read_batch(empty)
+                .map_err(|e| EtlError::plan(what(), e));
         }
         self.ctx
             .read_parquet(urls, ParquetReadOptions::default().schema(&schema))
@@ -232,7 +288,11 @@ impl Run<'_> {
     }
 
     /// Step 2: the rejected records of one kind, as `_rejects/<kind>/`.
-    async fn write_rejects(&self, kind: InputKind, staged: &[WrittenFile]) -> Result<Vec<WrittenFile>> {
+    async fn write_rejects(
+        &self,
+        kind: InputKind,
+        staged: &[WrittenFile],
+    ) -> Result<Vec<WrittenFile>> {
         let columns: Vec<_> = reject_fields().iter().map(|f| col(f.name())).collect();
         let rejects = self
             .read_status(kind, staged, STATUS_REJECTED)
@@ -248,7 +308,9 @@ impl Run<'_> {
             target_file_bytes: self.config.target_file_bytes,
         };
         let job = format!("rejects {}", kind.name());
-        let plan = self.physical_plan(&job, WriteNode::plan(spec, rejects)).await?;
+        let plan = self
+            .physical_plan(&job, WriteNode::plan(spec, rejects))
+            .await?;
         self.run_write_job(&job, plan).await
     }
 
@@ -269,7 +331,11 @@ impl Run<'_> {
     }
 
     /// Step 3: one table, as one job.
-    async fn write_table(&self, table: &TableDef, staged: &Staged) -> Result<(TableReport, Vec<WrittenFile>)> {
+    async fn write_table(
+        &self,
+        table: &TableDef,
+        staged: &Staged,
+    ) -> Result<(TableReport, Vec<WrittenFile>)> {
         let started = Instant::now();
         let rows = (table.plan)(staged).map_err(|e| EtlError::plan(table.name, e))?;
         let location = self.layout.table(table.name);
@@ -278,12 +344,19 @@ impl Run<'_> {
             location: location.url(),
             partition_by: table.partition_by.iter().map(|c| c.to_string()).collect(),
             sort_by: table.sort_by.iter().map(|c| c.to_string()).collect(),
-            clustering: Clustering::ByPartition,
+            clustering: table.clustering,
             target_file_bytes: self.config.target_file_bytes,
         };
-        let plan = self.physical_plan(table.name, WriteNode::plan(spec, rows)).await?;
+        let plan = self
+            .physical_plan(table.name, WriteNode::plan(spec, rows))
+            .await?;
         let files = self.run_write_job(table.name, plan).await?;
-        let report = TableReport::new(table.name, location.url(), &files, started.elapsed().as_secs_f64());
+        let report = TableReport::new(
+            table.name,
+            location.url(),
+            &files,
+            started.elapsed().as_secs_f64(),
+        );
         Ok((report, files))
     }
 
@@ -302,7 +375,8 @@ impl Run<'_> {
     /// Step 4: report next to the tables, then commit.
     async fn publish(&self, report: &RunReport, files: &[WrittenFile]) -> Result<()> {
         let store = self.store(&self.config.output)?;
-        let json = serde_json::to_vec_pretty(report).map_err(|e| EtlError::plan("report", DataFusionError::External(e.into())))?;
+        let json = serde_json::to_vec_pretty(report)
+            .map_err(|e| EtlError::plan("report", DataFusionError::External(e.into())))?;
         let path = self.layout.run_dir().object_path().join("_report.json");
         publish::put(&store, &path, json).await?;
         publish::commit(&store, &self.layout, files).await
@@ -313,7 +387,12 @@ impl Run<'_> {
 /// partition column, which lives in the directory name.
 fn staged_file_schema(kind: InputKind) -> Schema {
     let staged = kind.staged_schema();
-    let fields: Vec<_> = staged.fields().iter().filter(|f| f.name() != STATUS).cloned().collect();
+    let fields: Vec<_> = staged
+        .fields()
+        .iter()
+        .filter(|f| f.name() != STATUS)
+        .cloned()
+        .collect();
     Schema::new(fields)
 }
 

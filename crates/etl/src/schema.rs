@@ -83,7 +83,12 @@ impl InputKind {
     /// carry a rejected record (`status` = `rejected`) through the same files,
     /// so that good and bad records are counted by one mechanism.
     pub fn staged_schema(self) -> SchemaRef {
-        let mut fields: Vec<Field> = self.scan_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = self
+            .scan_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.extend(reject_fields());
         fields.push(Field::new(STATUS, DataType::Utf8, false));
         Arc::new(Schema::new(fields))

@@ -20,9 +20,17 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(e) => e.exit(),
     };
-    cluster::logging::init(&options.log_level_setting, options.log_dir.as_deref(), "executor");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
-    let result = runtime.map_err(|e| e.to_string()).and_then(|r| r.block_on(serve(options)));
+    cluster::logging::init(
+        &options.log_level_setting,
+        options.log_dir.as_deref(),
+        "executor",
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    let result = runtime
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.block_on(serve(options)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -40,7 +48,9 @@ async fn serve(options: Config) -> Result<(), String> {
     let config = cluster::executor::with_lake_setup(config);
     let (stop_health, health_stopped) = tokio::sync::oneshot::channel();
     let health = spawn_health_server(health_address, config.health.clone(), health_stopped);
-    let result = cluster::executor::run(config).await.map_err(|e| e.to_string());
+    let result = cluster::executor::run(config)
+        .await
+        .map_err(|e| e.to_string());
     let _ = stop_health.send(());
     let _ = health.await;
     result

@@ -1,6 +1,7 @@
 //! `scheduler`: Ballista's scheduler with Sparkify Lake's codec and object
 //! stores. It takes the flags of Ballista's own `ballista-scheduler`, except
-//! that it binds to 127.0.0.1 unless `--bind-host` says otherwise.
+//! that it binds to 127.0.0.1 unless `--bind-host` says otherwise and spreads
+//! tasks round-robin over executors unless `--task-distribution` says otherwise.
 
 use std::process::ExitCode;
 
@@ -11,18 +12,26 @@ fn main() -> ExitCode {
     let command = Config::command()
         .name("scheduler")
         .about("Ballista scheduler for Sparkify Lake jobs")
-        .mut_arg("bind_host", |arg| arg.default_value("127.0.0.1"));
+        .mut_arg("bind_host", |arg| arg.default_value("127.0.0.1"))
+        // Spread a stage's tasks over all executors instead of filling one first.
+        .mut_arg("task_distribution", |arg| arg.default_value("round-robin"));
     let options = match Config::from_arg_matches(&command.get_matches()) {
         Ok(options) => options,
         Err(e) => e.exit(),
     };
-    cluster::logging::init(&options.log_level_setting, options.log_dir.as_deref(), "scheduler");
+    cluster::logging::init(
+        &options.log_level_setting,
+        options.log_dir.as_deref(),
+        "scheduler",
+    );
     // Deep physical plans recurse while they are decoded; Ballista's binary uses 32 MiB too.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(32 * 1024 * 1024)
         .build();
-    let result = runtime.map_err(|e| e.to_string()).and_then(|r| r.block_on(serve(options)));
+    let result = runtime
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.block_on(serve(options)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -86,7 +86,11 @@ impl Args {
             input: Location::parse(&self.input)?,
             output: Location::parse(&self.output)?,
             partitions: self.partitions.unwrap_or(1),
-            rejects: if self.strict { RejectPolicy::Strict } else { RejectPolicy::Quarantine },
+            rejects: if self.strict {
+                RejectPolicy::Strict
+            } else {
+                RejectPolicy::Quarantine
+            },
             max_rejects: self.max_rejects,
             target_file_bytes: self.target_file_size.as_u64(),
         })
@@ -103,8 +107,12 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
     let code = if let Some(error) = error.downcast_ref::<EtlError>() {
         match error {
             EtlError::Location(_) | EtlError::NoInput { .. } => 3,
-            EtlError::Store { context, .. } if context.starts_with("listing") || context.starts_with("reading") => 3,
-            EtlError::Store { .. } => 4,
+            EtlError::Store { context, .. }
+                if context.starts_with("listing") || context.starts_with("reading") =>
+            {
+                3
+            }
+            EtlError::Store { .. } | EtlError::OutputNotWritable { .. } => 4,
             EtlError::TooManyRejects { .. } => 7,
             EtlError::Job { error, .. } if error.to_string().contains(STRICT_REJECT) => 7,
             EtlError::Job { .. } => 6,

@@ -26,7 +26,10 @@ use cli::{Args, exit_code};
 fn main() -> ExitCode {
     let args = Args::parse();
     cluster::logging::init(if args.verbose { "info" } else { "warn" }, None, "submit");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -59,13 +62,17 @@ async fn submit(args: Args) -> anyhow::Result<()> {
         .clone()
         .or_else(|| embedded.as_ref().map(|c| c.scheduler().to_string()))
         .context("no scheduler")?;
-    let (rest, executors) = SchedulerRest::connect(&scheduler, Duration::from_secs(args.executor_timeout)).await?;
+    let (rest, executors) =
+        SchedulerRest::connect(&scheduler, Duration::from_secs(args.executor_timeout)).await?;
     let partitions = args
         .partitions
         .unwrap_or_else(|| executors.iter().map(|e| e.vcores()).sum());
     let engine = BallistaEngine::new(rest, session_config(partitions), progress);
     let ctx = planning_context(partitions, Arc::new(LakeObjectStores::new()))?;
-    let config = etl::run::RunConfig { partitions, ..config };
+    let config = etl::run::RunConfig {
+        partitions,
+        ..config
+    };
 
     let report = run_etl(&ctx, &engine, &config).await?;
     println!("{}", report.to_text());

@@ -154,7 +154,12 @@ impl RecordDecoder {
     }
 
     /// Decodes a single record, or says why it cannot be loaded.
-    fn decode_one(&self, text: &FileText, span: &Span, ordinal: usize) -> Result<RecordBatch, String> {
+    fn decode_one(
+        &self,
+        text: &FileText,
+        span: &Span,
+        ordinal: usize,
+    ) -> Result<RecordBatch, String> {
         if let Some(reason) = &span.syntax_error {
             return Err(reason.clone());
         }
@@ -182,7 +187,9 @@ impl RecordDecoder {
     /// The first row that lacks a field the tables need, with the reason.
     fn first_invalid_row(&self, batch: &RecordBatch) -> Option<(usize, String)> {
         for field in self.kind.required_fields() {
-            let column = batch.column_by_name(field).expect("required field in schema");
+            let column = batch
+                .column_by_name(field)
+                .expect("required field in schema");
             if column.null_count() > 0 {
                 let row = (0..column.len()).find(|&i| column.is_null(i))?;
                 return Some((row, format!("missing required field '{field}'")));
@@ -194,7 +201,11 @@ impl RecordDecoder {
         None
     }
 
-    fn with_record_ids(&self, batch: RecordBatch, ids: Vec<i64>) -> Result<RecordBatch, ArrowError> {
+    fn with_record_ids(
+        &self,
+        batch: RecordBatch,
+        ids: Vec<i64>,
+    ) -> Result<RecordBatch, ArrowError> {
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         columns.push(Arc::new(Int64Array::from(ids)));
         RecordBatch::try_new(self.scan_schema.clone(), columns)
@@ -218,12 +229,15 @@ impl RecordDecoder {
 fn first_non_numeric_user_id(batch: &RecordBatch) -> Option<(usize, String)> {
     let user_ids = batch.column_by_name("userId")?;
     let user_ids = user_ids.as_any().downcast_ref::<StringArray>()?;
-    user_ids.iter().enumerate().find_map(|(row, value)| match value {
-        Some(v) if !v.is_empty() && v.parse::<i32>().is_err() => {
-            Some((row, format!("userId {v:?} is not an integer")))
-        }
-        _ => None,
-    })
+    user_ids
+        .iter()
+        .enumerate()
+        .find_map(|(row, value)| match value {
+            Some(v) if !v.is_empty() && v.parse::<i32>().is_err() => {
+                Some((row, format!("userId {v:?} is not an integer")))
+            }
+            _ => None,
+        })
 }
 
 /// Packs a file ordinal and a 1-based record ordinal into one id.
@@ -243,7 +257,9 @@ fn feed(decoder: &mut Decoder, bytes: &[u8]) -> Result<(), ArrowError> {
 /// Arrow's messages start with "Json error: "; the reject file says JSON already.
 fn clean_arrow_error(error: &ArrowError) -> String {
     let text = error.to_string();
-    text.strip_prefix("Json error: ").unwrap_or(&text).to_string()
+    text.strip_prefix("Json error: ")
+        .unwrap_or(&text)
+        .to_string()
 }
 
 /// A file's text ready for decoding: decompressed, byte-order mark removed.
@@ -394,21 +410,32 @@ mod tests {
     #[test]
     fn numbers_in_string_columns_are_read_as_their_text() {
         let decoder = RecordDecoder::new(InputKind::Songs);
-        let text = SONG.replace(r#""Setanta matins""#, "4.6").replace(r#""Elena""#, "66");
+        let text = SONG
+            .replace(r#""Setanta matins""#, "4.6")
+            .replace(r#""Elena""#, "66");
         let decoded = decoder.decode_files(&[file(0, "a.json", &text)]).unwrap();
         assert!(decoded.rejects.is_empty(), "{:?}", decoded.rejects);
         assert_eq!(strings(&decoded.batch, "title"), vec![Some("4.6".into())]);
-        assert_eq!(strings(&decoded.batch, "artist_name"), vec![Some("66".into())]);
+        assert_eq!(
+            strings(&decoded.batch, "artist_name"),
+            vec![Some("66".into())]
+        );
     }
 
     #[test]
     fn record_ids_number_files_and_records() {
         let decoder = RecordDecoder::new(InputKind::Songs);
-        let decoded = decoder.decode_files(&[
-            file(3, "a.json", SONG),
-            file(7, "b.json", &format!("{SONG}\n{SONG}")),
-        ]).unwrap();
-        let ids = decoded.batch.column_by_name("record_id").unwrap().as_primitive::<Int64Type>();
+        let decoded = decoder
+            .decode_files(&[
+                file(3, "a.json", SONG),
+                file(7, "b.json", &format!("{SONG}\n{SONG}")),
+            ])
+            .unwrap();
+        let ids = decoded
+            .batch
+            .column_by_name("record_id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
         assert_eq!(
             ids.values().to_vec(),
             vec![record_id(3, 1), record_id(7, 1), record_id(7, 2)]
@@ -425,7 +452,11 @@ mod tests {
         assert_eq!(decoded.rejects.len(), 1);
         let reject = &decoded.rejects[0];
         assert_eq!((reject.file.as_str(), reject.line), ("log.json", 2));
-        assert!(reject.reason.starts_with("malformed JSON"), "{}", reject.reason);
+        assert!(
+            reject.reason.starts_with("malformed JSON"),
+            "{}",
+            reject.reason
+        );
         assert_eq!(reject.raw, "{\"ts\": 12,, \n");
     }
 
@@ -440,8 +471,11 @@ mod tests {
         ]
         .join("\n");
         let decoded = decoder.decode_files(&[file(0, "log.json", &text)]).unwrap();
-        let reasons: Vec<(u64, &str)> =
-            decoded.rejects.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        let reasons: Vec<(u64, &str)> = decoded
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
         assert!(reasons[0].1.contains("ts"), "{reasons:?}");
         assert_eq!(reasons[1], (2, "missing required field 'ts'"));
@@ -461,7 +495,9 @@ mod tests {
             location: "c.json.gz".into(),
             bytes: Bytes::from(gz.finish().unwrap()),
         };
-        let decoded = decoder.decode_files(&[file(1, "b.json", &pretty), gz]).unwrap();
+        let decoded = decoder
+            .decode_files(&[file(1, "b.json", &pretty), gz])
+            .unwrap();
         assert!(decoded.rejects.is_empty(), "{:?}", decoded.rejects);
         assert_eq!(decoded.batch.num_rows(), 2);
     }
@@ -470,11 +506,13 @@ mod tests {
     fn truncated_and_empty_files() {
         let decoder = RecordDecoder::new(InputKind::Songs);
         let truncated = &SONG[..40];
-        let decoded = decoder.decode_files(&[
-            file(0, "empty.json", ""),
-            file(1, "cut.json", truncated),
-            file(2, "ok.json", SONG),
-        ]).unwrap();
+        let decoded = decoder
+            .decode_files(&[
+                file(0, "empty.json", ""),
+                file(1, "cut.json", truncated),
+                file(2, "ok.json", SONG),
+            ])
+            .unwrap();
         assert_eq!(decoded.batch.num_rows(), 1);
         assert_eq!(decoded.rejects.len(), 1);
         assert_eq!(decoded.rejects[0].file, "cut.json");
@@ -484,7 +522,9 @@ mod tests {
     #[test]
     fn a_broken_gzip_file_is_one_reject() {
         let decoder = RecordDecoder::new(InputKind::Events);
-        let decoded = decoder.decode_files(&[file(0, "x.json.gz", "not gzip")]).unwrap();
+        let decoded = decoder
+            .decode_files(&[file(0, "x.json.gz", "not gzip")])
+            .unwrap();
         assert_eq!(decoded.batch.num_rows(), 0);
         assert_eq!(decoded.rejects.len(), 1);
         assert!(decoded.rejects[0].reason.contains("gzip"));

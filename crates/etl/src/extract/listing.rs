@@ -37,16 +37,27 @@ impl InputListing {
 
 /// Lists `root/<kind folder>/**`. An absent or empty folder is an error that
 /// names it: a run over nothing must not publish empty tables.
-pub async fn list_input(store: &dyn ObjectStore, root: &Path, root_display: &str, kind: InputKind) -> Result<InputListing> {
+pub async fn list_input(
+    store: &dyn ObjectStore,
+    root: &Path,
+    root_display: &str,
+    kind: InputKind,
+) -> Result<InputListing> {
     let folder = root.clone().join(kind.folder());
     let objects: Vec<_> = store
         .list(Some(&folder))
         .try_collect()
         .await
-        .map_err(|source| EtlError::store(format!("listing {root_display}/{}", kind.folder()), source))?;
+        .map_err(|source| {
+            EtlError::store(format!("listing {root_display}/{}", kind.folder()), source)
+        })?;
     let mut listing = InputListing::default();
     for object in objects {
-        let relative: Vec<_> = object.location.prefix_match(&folder).map(|parts| parts.collect()).unwrap_or_default();
+        let relative: Vec<_> = object
+            .location
+            .prefix_match(&folder)
+            .map(|parts| parts.collect())
+            .unwrap_or_default();
         let names: Vec<&str> = relative.iter().map(|p| p.as_ref()).collect();
         if is_input_file(&names) {
             listing.files.push(InputFile {
@@ -73,7 +84,9 @@ fn is_input_file(parts: &[&str]) -> bool {
     let Some(name) = parts.last() else {
         return false;
     };
-    let hidden = parts.iter().any(|p| p.starts_with('_') || p.starts_with('.'));
+    let hidden = parts
+        .iter()
+        .any(|p| p.starts_with('_') || p.starts_with('.'));
     !hidden && (name.ends_with(".json") || name.ends_with(".json.gz"))
 }
 

@@ -3,24 +3,38 @@
 //!
 //! DataFusion's JSON reader cannot read a JSON number into a string column,
 //! which the real song files need, and stops at the first bad record. This
-//! operator decodes with [`RecordDecoder`] instead. It carries only file
-//! paths in the plan; each task fetches its files itself, so the client never
-//! touches the data.
+//! operator decodes with [`RecordDecoder`] instead. Each task fetches its
+//! files itself, so the client never touches the data.
+//!
+//! The files to read are the operator's input, not its settings: a
+//! [`file_list`] of one in-memory partition per scan task, each a batch of
+//! (ordinal, path). Ballista 55 runs several partitions of a stage in one
+//! task and restricts a task's plan to its own partitions by slicing the
+//! leaves it knows (file scans, in-memory sources, shuffle readers); a custom
+//! leaf carrying its own file groups would be run whole by every task, and
+//! every record would be read once per task.
 
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, new_null_array};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, new_null_array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties, SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -28,7 +42,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
-use super::decode::{Decoded, Reject, RecordDecoder, SourceFile, record_id};
+use super::decode::{Decoded, RecordDecoder, Reject, SourceFile, record_id};
 use super::listing::InputFile;
 use crate::load::writer::store_url_of;
 use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
@@ -52,79 +66,112 @@ pub enum RejectPolicy {
     Strict,
 }
 
-/// The files of one scan task. Ordinals are contiguous, so only the first is sent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScanPartition {
-    pub first_ordinal: u32,
-    pub files: Vec<String>,
-}
-
-/// Everything a scan task needs, sent with the plan.
+/// Everything a scan task needs besides its files, sent with the plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScanSpec {
     pub kind: InputKind,
     /// URL of the input root, for locating the store and for messages.
     pub root: String,
-    pub partitions: Vec<ScanPartition>,
     pub rejects: RejectPolicy,
 }
 
-impl ScanSpec {
-    /// Splits a sorted listing into `partitions` contiguous runs of about equal bytes.
-    pub fn new(kind: InputKind, root: &str, files: &[InputFile], partitions: usize, rejects: RejectPolicy) -> Self {
-        let total: u64 = files.iter().map(|f| f.size.max(1)).sum();
-        let partitions = partitions.clamp(1, files.len().max(1));
-        let per_partition = total.div_ceil(partitions as u64);
-        let mut runs: Vec<ScanPartition> = Vec::with_capacity(partitions);
-        let mut filled = 0u64;
-        for (ordinal, file) in files.iter().enumerate() {
-            let start_new = match runs.last() {
-                None => true,
-                Some(_) => filled >= per_partition && runs.len() < partitions,
-            };
-            if start_new {
-                runs.push(ScanPartition {
-                    first_ordinal: ordinal as u32,
-                    files: Vec::new(),
-                });
-                filled = 0;
-            }
-            filled += file.size.max(1);
-            runs.last_mut().expect("pushed above").files.push(file.path.clone());
+/// Columns of a [`file_list`]: the file's position in the sorted listing
+/// (the high half of its records' ids) and its object path.
+fn file_list_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ordinal", DataType::UInt32, false),
+        Field::new("path", DataType::Utf8, false),
+    ]))
+}
+
+/// The files of a scan as a plan: a sorted listing split into `partitions`
+/// contiguous runs of about equal bytes, one in-memory partition each.
+pub fn file_list(files: &[InputFile], partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    let total: u64 = files.iter().map(|f| f.size.max(1)).sum();
+    let partitions = partitions.clamp(1, files.len().max(1));
+    let per_partition = total.div_ceil(partitions as u64);
+    let mut runs: Vec<Vec<(u32, &str)>> = vec![Vec::new()];
+    let mut filled = 0u64;
+    for (ordinal, file) in files.iter().enumerate() {
+        if filled >= per_partition && runs.len() < partitions {
+            runs.push(Vec::new());
+            filled = 0;
         }
-        if runs.is_empty() {
-            runs.push(ScanPartition { first_ordinal: 0, files: Vec::new() });
-        }
-        Self {
-            kind,
-            root: root.to_string(),
-            partitions: runs,
-            rejects,
-        }
+        filled += file.size.max(1);
+        runs.last_mut()
+            .expect("never empty")
+            .push((ordinal as u32, file.path.as_str()));
     }
+    let schema = file_list_schema();
+    let batches = runs
+        .into_iter()
+        .map(|run| {
+            let ordinals = UInt32Array::from_iter_values(run.iter().map(|(o, _)| *o));
+            let paths = StringArray::from_iter_values(run.iter().map(|(_, p)| *p));
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(ordinals), Arc::new(paths)],
+            )?;
+            Ok(vec![batch])
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let source = MemorySourceConfig::try_new(&batches, schema, None)?;
+    Ok(DataSourceExec::from_data_source(source))
+}
+
+/// The (ordinal, path) pairs of file-list batches.
+fn files_of(batches: &[RecordBatch]) -> Result<Vec<(u32, String)>> {
+    let mut files = Vec::new();
+    for batch in batches {
+        let column = |i: usize| batch.column(i).as_any();
+        let (Some(ordinals), Some(paths)) = (
+            column(0).downcast_ref::<UInt32Array>(),
+            column(1).downcast_ref::<StringArray>(),
+        ) else {
+            return Err(DataFusionError::Internal(
+                "RawScanExec input is not a file list".into(),
+            ));
+        };
+        files.extend(
+            ordinals
+                .values()
+                .iter()
+                .copied()
+                .zip(paths.iter().map(|p| p.unwrap_or_default().to_string())),
+        );
+    }
+    Ok(files)
 }
 
 /// The scan operator. See the module documentation.
 #[derive(Debug)]
 pub struct RawScanExec {
     spec: ScanSpec,
+    /// The [`file_list`], possibly restricted to one task's partitions.
+    input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl RawScanExec {
-    pub fn new(spec: ScanSpec) -> Self {
+    pub fn try_new(spec: ScanSpec, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
+        if input.schema().fields() != file_list_schema().fields() {
+            return Err(DataFusionError::Internal(
+                "RawScanExec input is not a file list".into(),
+            ));
+        }
         let properties = PlanProperties::new(
             EquivalenceProperties::new(spec.kind.staged_schema()),
-            Partitioning::UnknownPartitioning(spec.partitions.len()),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Self {
+        Ok(Self {
             spec,
+            input,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
-        }
+        })
     }
 
     pub fn spec(&self) -> &ScanSpec {
@@ -134,13 +181,12 @@ impl RawScanExec {
 
 impl DisplayAs for RawScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let files: usize = self.spec.partitions.iter().map(|p| p.files.len()).sum();
         write!(
             f,
-            "RawScanExec: input={}, root={}, files={files}, partitions={}, rejects={:?}",
+            "RawScanExec: input={}, root={}, partitions={}, rejects={:?}",
             self.spec.kind.name(),
             self.spec.root,
-            self.spec.partitions.len(),
+            self.properties.output_partitioning().partition_count(),
             self.spec.rejects
         )
     }
@@ -156,7 +202,7 @@ impl ExecutionPlan for RawScanExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
+        vec![&self.input]
     }
 
     fn apply_expressions(
@@ -167,15 +213,26 @@ impl ExecutionPlan for RawScanExec {
     }
 
     #[allow(deprecated)]
-    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self)
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match <[_; 1]>::try_from(children) {
+            Ok([input]) => Ok(Arc::new(Self::try_new(self.spec.clone(), input)?)),
+            Err(_) => Err(DataFusionError::Internal(
+                "RawScanExec takes exactly one input".into(),
+            )),
+        }
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let task = self.spec.partitions.get(partition).cloned().ok_or_else(|| {
-            DataFusionError::Internal(format!("RawScanExec has no partition {partition}"))
-        })?;
-        let store = context.runtime_env().object_store(store_url_of(&self.spec.root)?)?;
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let file_list = self.input.execute(partition, Arc::clone(&context))?;
+        let store_url = store_url_of(&self.spec.root)?;
+        let store = context.runtime_env().object_store(&store_url)?;
         let schema = self.schema();
         let staging = Staging {
             kind: self.spec.kind,
@@ -187,7 +244,11 @@ impl ExecutionPlan for RawScanExec {
         };
         let mut builder = RecordBatchReceiverStreamBuilder::new(schema, 2);
         let sender = builder.tx();
-        builder.spawn(async move { staging.run(store, task, sender).await });
+        let prefix = store_url.as_str().trim_end_matches('/').to_string();
+        builder.spawn(async move {
+            let files = files_of(&file_list.try_collect::<Vec<_>>().await?)?;
+            staging.run(store, prefix, files, sender).await
+        });
         Ok(builder.build())
     }
 
@@ -226,10 +287,17 @@ struct Staging {
 }
 
 impl Staging {
-    async fn run(self, store: Arc<dyn ObjectStore>, task: ScanPartition, sender: Sender<Result<RecordBatch>>) -> Result<()> {
-        let first = task.first_ordinal;
-        let mut fetched = futures::stream::iter(task.files.into_iter().enumerate())
-            .map(|(i, path)| fetch(Arc::clone(&store), first + i as u32, path))
+    /// Fetches, decodes and sends the task's files; `store_url` prefixes
+    /// object paths in messages (`s3://bucket`).
+    async fn run(
+        self,
+        store: Arc<dyn ObjectStore>,
+        store_url: String,
+        files: Vec<(u32, String)>,
+        sender: Sender<Result<RecordBatch>>,
+    ) -> Result<()> {
+        let mut fetched = futures::stream::iter(files)
+            .map(|(ordinal, path)| fetch(Arc::clone(&store), &store_url, ordinal, path))
             .buffered(FETCHES_IN_FLIGHT);
         let mut group: Vec<SourceFile> = Vec::new();
         let mut group_bytes = 0;
@@ -237,7 +305,8 @@ impl Staging {
             group_bytes += file.bytes.len();
             group.push(file);
             if group_bytes >= GROUP_BYTES || group.len() >= GROUP_FILES {
-                self.stage_group(std::mem::take(&mut group), &sender).await?;
+                self.stage_group(std::mem::take(&mut group), &sender)
+                    .await?;
                 group_bytes = 0;
             }
         }
@@ -247,13 +316,22 @@ impl Staging {
         Ok(())
     }
 
-    async fn stage_group(&self, group: Vec<SourceFile>, sender: &Sender<Result<RecordBatch>>) -> Result<()> {
+    async fn stage_group(
+        &self,
+        group: Vec<SourceFile>,
+        sender: &Sender<Result<RecordBatch>>,
+    ) -> Result<()> {
         self.metrics.files.add(group.len());
-        self.metrics.bytes.add(group.iter().map(|f| f.bytes.len()).sum());
+        self.metrics
+            .bytes
+            .add(group.iter().map(|f| f.bytes.len()).sum());
         let ordinals: Vec<u32> = group.iter().map(|f| f.ordinal).collect();
         let Decoded { batch, rejects } = self.decoder.decode_files(&group)?;
         if let (RejectPolicy::Strict, Some(first)) = (self.rejects, rejects.first()) {
-            return Err(DataFusionError::Execution(format!("{STRICT_REJECT} ({}) at {first}", self.kind.name())));
+            return Err(DataFusionError::Execution(format!(
+                "{STRICT_REJECT} ({}) at {first}",
+                self.kind.name()
+            )));
         }
         self.metrics.rejected.add(rejects.len());
         let good = self.good_records(batch)?;
@@ -285,7 +363,12 @@ impl Staging {
     }
 
     /// Rejected records: no fields, the reject columns and status `rejected`.
-    fn rejected_records(&self, rejects: &[Reject], group: &[SourceFile], ordinals: &[u32]) -> Result<RecordBatch> {
+    fn rejected_records(
+        &self,
+        rejects: &[Reject],
+        group: &[SourceFile],
+        ordinals: &[u32],
+    ) -> Result<RecordBatch> {
         let rows = rejects.len();
         let json_fields = self.kind.json_schema().fields().len();
         let mut columns: Vec<ArrayRef> = self.schema.fields()[..json_fields]
@@ -300,13 +383,25 @@ impl Staging {
                 .map_or(0, |(_, &o)| o)
         };
         columns.push(Arc::new(Int64Array::from_iter_values(
-            rejects.iter().map(|r| record_id(ordinal_of(&r.file), r.line as usize)),
+            rejects
+                .iter()
+                .map(|r| record_id(ordinal_of(&r.file), r.line as usize)),
         )));
-        columns.push(Arc::new(StringArray::from_iter_values(rejects.iter().map(|r| r.file.as_str()))));
-        columns.push(Arc::new(Int64Array::from_iter_values(rejects.iter().map(|r| r.line as i64))));
-        columns.push(Arc::new(Int64Array::from_iter_values(rejects.iter().map(|r| r.byte_offset as i64))));
-        columns.push(Arc::new(StringArray::from_iter_values(rejects.iter().map(|r| r.reason.as_str()))));
-        columns.push(Arc::new(StringArray::from_iter_values(rejects.iter().map(|r| r.raw.as_str()))));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.file.as_str()),
+        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            rejects.iter().map(|r| r.line as i64),
+        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            rejects.iter().map(|r| r.byte_offset as i64),
+        )));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.reason.as_str()),
+        )));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            rejects.iter().map(|r| r.raw.as_str()),
+        )));
         columns.push(Arc::new(StringArray::from(vec![STATUS_REJECTED; rows])));
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
@@ -314,11 +409,23 @@ impl Staging {
 
 /// Reads one file whole. Song files are a few hundred bytes, log files a few
 /// megabytes: one GET each is cheaper than ranged reads.
-async fn fetch(store: Arc<dyn ObjectStore>, ordinal: u32, path: String) -> Result<SourceFile> {
-    let location = Path::from(path.as_str());
-    let read = async { store.get(&location).await?.bytes().await };
-    let bytes = read
-        .await
-        .map_err(|e| DataFusionError::External(format!("reading {path}: {e}").into()))?;
-    Ok(SourceFile { ordinal, location: path, bytes })
+fn fetch(
+    store: Arc<dyn ObjectStore>,
+    store_url: &str,
+    ordinal: u32,
+    path: String,
+) -> impl Future<Output = Result<SourceFile>> + use<> {
+    let url = format!("{store_url}/{path}");
+    async move {
+        let location = Path::from(path.as_str());
+        let read = async { store.get(&location).await?.bytes().await };
+        let bytes = read
+            .await
+            .map_err(|e| DataFusionError::External(format!("reading {url}: {e}").into()))?;
+        Ok(SourceFile {
+            ordinal,
+            location: url,
+            bytes,
+        })
+    }
 }

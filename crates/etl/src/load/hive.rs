@@ -41,7 +41,20 @@ fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\u{7F}' | '{' | '[' | ']' | '^'
+            '"' | '#'
+                | '%'
+                | '\''
+                | '*'
+                | '/'
+                | ':'
+                | '='
+                | '?'
+                | '\\'
+                | '\u{7F}'
+                | '{'
+                | '['
+                | ']'
+                | '^'
         )
 }
 
@@ -55,13 +68,22 @@ mod tests {
 
     #[test]
     fn plain_values_are_kept() {
-        let dir = partition_dir(&names(&["year", "month"]), &[Some("2018".into()), Some("11".into())]);
+        let dir = partition_dir(
+            &names(&["year", "month"]),
+            &[Some("2018".into()), Some("11".into())],
+        );
         assert_eq!(dir, "year=2018/month=11");
     }
 
     #[test]
     fn separators_are_escaped_and_nulls_use_the_hive_default() {
-        let dir = partition_dir(&names(&["artist_id", "year"]), &[Some("AR/1=2%".into()), None]);
-        assert_eq!(dir, "artist_id=AR%2F1%3D2%25/year=__HIVE_DEFAULT_PARTITION__");
+        let dir = partition_dir(
+            &names(&["artist_id", "year"]),
+            &[Some("AR/1=2%".into()), None],
+        );
+        assert_eq!(
+            dir,
+            "artist_id=AR%2F1%3D2%25/year=__HIVE_DEFAULT_PARTITION__"
+        );
     }
 }

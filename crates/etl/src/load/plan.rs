@@ -8,19 +8,24 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
+use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, DFSchemaRef, Result, internal_err};
 use datafusion::execution::context::QueryPlanner;
-use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{
+    Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use datafusion::catalog::Session;
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::prelude::DataFrame;
 
 use super::writer::{ParquetWriterExec, WriteSpec, written_files_schema};
 
 static WRITTEN_FILES: LazyLock<DFSchemaRef> = LazyLock::new(|| {
-    Arc::new(DFSchema::try_from(written_files_schema().as_ref().clone()).expect("static schema is valid"))
+    Arc::new(
+        DFSchema::try_from(written_files_schema().as_ref().clone())
+            .expect("static schema is valid"),
+    )
 });
 
 /// "Write this query's rows as the table described by `spec`."
@@ -67,7 +72,11 @@ impl UserDefinedLogicalNodeCore for WriteNode {
         )
     }
 
-    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> Result<Self> {
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> Result<Self> {
         match inputs.pop() {
             Some(input) if inputs.is_empty() => Ok(Self {
                 spec: self.spec.clone(),
@@ -104,7 +113,10 @@ impl ExtensionPlanner for WriterPlanner {
         let [input] = physical_inputs else {
             return internal_err!("WriteTable takes exactly one input");
         };
-        Ok(Some(Arc::new(ParquetWriterExec::try_new(write.spec.clone(), Arc::clone(input))?)))
+        Ok(Some(Arc::new(ParquetWriterExec::try_new(
+            write.spec.clone(),
+            Arc::clone(input),
+        )?)))
     }
 }
 
@@ -114,7 +126,11 @@ pub struct LakeQueryPlanner;
 
 #[async_trait]
 impl QueryPlanner for LakeQueryPlanner {
-    async fn create_physical_plan(&self, plan: &LogicalPlan, session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(WriterPlanner)])
             .create_physical_plan(plan, session)
             .await

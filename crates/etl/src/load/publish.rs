@@ -69,6 +69,24 @@ impl RunLayout {
     }
 }
 
+/// Name of the marker a run writes into its folder before any job starts.
+pub const STARTED: &str = "_STARTED";
+
+/// Marks the run as started, which also proves the output is writable
+/// before any job runs.
+pub async fn begin(store: &Arc<dyn ObjectStore>, layout: &RunLayout) -> Result<()> {
+    let path = layout.run_dir().object_path().join(STARTED);
+    let started = format!("{}\n", chrono::Utc::now().to_rfc3339());
+    store
+        .put(&path, PutPayload::from(started.into_bytes()))
+        .await
+        .map(|_| ())
+        .map_err(|error| EtlError::OutputNotWritable {
+            location: layout.output.url(),
+            error,
+        })
+}
+
 /// The manifest written to `_SUCCESS`.
 #[derive(Serialize)]
 struct Manifest<'a> {
@@ -79,7 +97,11 @@ struct Manifest<'a> {
 
 /// Commits a run whose tasks wrote `files` (tables and rejects, not staging).
 /// See the module documentation for the protocol.
-pub async fn commit(store: &Arc<dyn ObjectStore>, layout: &RunLayout, files: &[WrittenFile]) -> Result<()> {
+pub async fn commit(
+    store: &Arc<dyn ObjectStore>,
+    layout: &RunLayout,
+    files: &[WrittenFile],
+) -> Result<()> {
     let run_dir = layout.run_dir();
     remove_strays(store, &run_dir, files).await?;
     let manifest = Manifest {
@@ -89,8 +111,14 @@ pub async fn commit(store: &Arc<dyn ObjectStore>, layout: &RunLayout, files: &[W
     };
     let manifest = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     put(store, &run_dir.object_path().join(SUCCESS), manifest).await?;
+    crate::crash::point(crate::crash::COMMITTING);
     let previous = latest_run(store, &layout.output).await?;
-    put(store, &layout.output.object_path().join(LATEST), format!("{}\n", layout.run_id).into_bytes()).await?;
+    put(
+        store,
+        &layout.output.object_path().join(LATEST),
+        format!("{}\n", layout.run_id).into_bytes(),
+    )
+    .await?;
     remove_old_runs(store, layout, previous.as_deref()).await
 }
 
@@ -99,7 +127,10 @@ pub async fn latest_run(store: &Arc<dyn ObjectStore>, output: &Location) -> Resu
     let path = output.object_path().join(LATEST);
     match store.get(&path).await {
         Ok(got) => {
-            let bytes = got.bytes().await.map_err(|e| EtlError::store(format!("reading {output}/{LATEST}"), e))?;
+            let bytes = got
+                .bytes()
+                .await
+                .map_err(|e| EtlError::store(format!("reading {output}/{LATEST}"), e))?;
             Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string()))
         }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -118,7 +149,11 @@ pub async fn put(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Vec<u8>) -> R
 
 /// Deletes everything in the run's folder that is neither a reported file
 /// nor one of the run's own `_` objects at its top.
-async fn remove_strays(store: &Arc<dyn ObjectStore>, run_dir: &Location, keep: &[WrittenFile]) -> Result<()> {
+async fn remove_strays(
+    store: &Arc<dyn ObjectStore>,
+    run_dir: &Location,
+    keep: &[WrittenFile],
+) -> Result<()> {
     let keep: HashSet<&str> = keep.iter().map(|f| f.path.as_str()).collect();
     let root = run_dir.object_path();
     let objects: Vec<Path> = store
@@ -144,7 +179,11 @@ async fn remove_strays(store: &Arc<dyn ObjectStore>, run_dir: &Location, keep: &
 
 /// Deletes committed runs older than `previous` and every uncommitted run
 /// other than this one.
-async fn remove_old_runs(store: &Arc<dyn ObjectStore>, layout: &RunLayout, previous: Option<&str>) -> Result<()> {
+async fn remove_old_runs(
+    store: &Arc<dyn ObjectStore>,
+    layout: &RunLayout,
+    previous: Option<&str>,
+) -> Result<()> {
     let output = &layout.output;
     let listing = store
         .list_with_delimiter(Some(&output.object_path()))

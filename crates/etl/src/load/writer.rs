@@ -26,15 +26,18 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_expr::{
-    EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr, PhysicalSortRequirement,
+    EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr,
+    PhysicalSortRequirement,
 };
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::expressions::Column;
-use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, Partitioning,
-    PlanProperties, SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    Partitioning, PlanProperties, SendableRecordBatchStream,
 };
 use futures::StreamExt;
 use object_store::ObjectStore;
@@ -49,6 +52,10 @@ use super::hive;
 /// latency-bound on S3, so many must be in the air to keep a task busy.
 const MAX_UPLOADS_IN_FLIGHT: usize = 32;
 
+/// Rows written between two checks of a file's size against the target:
+/// a file ends at most this many rows past it.
+const SIZE_CHECK_ROWS: usize = 1024;
+
 /// How a table's rows reach the writer tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Serialize, Deserialize)]
 pub enum Clustering {
@@ -56,8 +63,12 @@ pub enum Clustering {
     /// within each task: every partition directory is written by exactly one
     /// task, one file at a time, so a small partition becomes one file.
     ByPartition,
+    /// All rows go to one task, sorted by `sort_by`: one file (split at the
+    /// target size). Right for small dimension tables, which would otherwise
+    /// become one tiny file per task.
+    Single,
     /// Each input partition is written where it is, without a shuffle.
-    /// Right for staging and for unpartitioned tables.
+    /// Right for staging, where every scan task writes its own records.
     AsIs,
 }
 
@@ -106,14 +117,22 @@ pub fn written_files(batches: &[RecordBatch]) -> Result<Vec<WrittenFile>> {
     let mut files = Vec::new();
     for batch in batches {
         let text = |i: usize| -> Result<&StringArray> {
-            batch.column(i).as_any().downcast_ref::<StringArray>().ok_or_else(|| {
-                DataFusionError::Internal("writer output column is not a string".into())
-            })
+            batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| {
+                    DataFusionError::Internal("writer output column is not a string".into())
+                })
         };
         let number = |i: usize| -> Result<&Int64Array> {
-            batch.column(i).as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
-                DataFusionError::Internal("writer output column is not an integer".into())
-            })
+            batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| {
+                    DataFusionError::Internal("writer output column is not an integer".into())
+                })
         };
         let (table, path, partition) = (text(0)?, text(1)?, text(2)?);
         let (rows, bytes) = (number(3)?, number(4)?);
@@ -211,10 +230,18 @@ impl ExecutionPlan for ParquetWriterExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
+        if self.spec.clustering == Clustering::Single {
+            return vec![Distribution::SinglePartition];
+        }
         if !self.clustered() {
             return vec![Distribution::UnspecifiedDistribution];
         }
-        let keys = self.spec.partition_by.iter().map(|c| self.column(c)).collect();
+        let keys = self
+            .spec
+            .partition_by
+            .iter()
+            .map(|c| self.column(c))
+            .collect();
         match keys {
             Ok(keys) => vec![Distribution::KeyPartitioned(keys)],
             Err(_) => vec![Distribution::UnspecifiedDistribution],
@@ -222,7 +249,7 @@ impl ExecutionPlan for ParquetWriterExec {
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        if !self.clustered() {
+        if self.spec.clustering == Clustering::AsIs {
             return vec![None];
         }
         let requirements: Result<Vec<_>> = self
@@ -255,7 +282,11 @@ impl ExecutionPlan for ParquetWriterExec {
         }
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let store_url = store_url_of(&self.spec.location)?;
         let store = context.runtime_env().object_store(&store_url)?;
@@ -275,7 +306,13 @@ impl ExecutionPlan for ParquetWriterExec {
             while let Some(batch) = input.next().await {
                 sink.write(&batch?).await?;
             }
+            let table = sink.spec.table.clone();
             let files = sink.finish().await?;
+            let rows: u64 = files.iter().map(|f| f.rows).sum();
+            tracing::info!(
+                "{table}: writer task {partition} wrote {} files, {rows} rows",
+                files.len()
+            );
             let batch = files_batch(&files)?;
             // A closed receiver means the consumer stopped reading: nothing to report to.
             let _ = sender.send(Ok(batch)).await;
@@ -291,15 +328,17 @@ impl ExecutionPlan for ParquetWriterExec {
 
 /// The store URL (scheme and authority) part of a location URL.
 pub fn store_url_of(location: &str) -> Result<ObjectStoreUrl> {
-    let url = url::Url::parse(location)
-        .map_err(|e| DataFusionError::Configuration(format!("invalid location '{location}': {e}")))?;
+    let url = url::Url::parse(location).map_err(|e| {
+        DataFusionError::Configuration(format!("invalid location '{location}': {e}"))
+    })?;
     ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.authority()))
 }
 
 /// The object path part of a location URL.
 pub fn object_path_of(location: &str) -> Result<Path> {
-    let url = url::Url::parse(location)
-        .map_err(|e| DataFusionError::Configuration(format!("invalid location '{location}': {e}")))?;
+    let url = url::Url::parse(location).map_err(|e| {
+        DataFusionError::Configuration(format!("invalid location '{location}': {e}"))
+    })?;
     Path::from_url_path(url.path())
         .map_err(|e| DataFusionError::Configuration(format!("invalid path in '{location}': {e}")))
 }
@@ -309,7 +348,9 @@ fn files_batch(files: &[WrittenFile]) -> Result<RecordBatch> {
         Arc::new(StringArray::from_iter_values(files.iter().map(f)))
     };
     let numbers = |f: fn(&WrittenFile) -> u64| -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(files.iter().map(|w| f(w) as i64)))
+        Arc::new(Int64Array::from_iter_values(
+            files.iter().map(|w| f(w) as i64),
+        ))
     };
     Ok(RecordBatch::try_new(
         written_files_schema(),
@@ -351,6 +392,8 @@ struct OpenFile {
 struct PartitionedSink {
     spec: WriteSpec,
     store: Arc<dyn ObjectStore>,
+    /// `s3://bucket` or `file://`, for messages.
+    store_url: String,
     table_path: Path,
     /// Indices of the partition columns in the input, and of the data columns.
     partition_indices: Vec<usize>,
@@ -384,13 +427,17 @@ impl PartitionedSink {
         let data_indices: Vec<usize> = (0..input_schema.fields().len())
             .filter(|i| !partition_indices.contains(i))
             .collect();
-        let data_schema = Arc::new(input_schema.project(&data_indices)?);
+        let data_schema = Arc::new(plain_schema(&input_schema.project(&data_indices)?));
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_created_by(format!("sparkify-lake {}", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(Self {
             table_path: object_path_of(&spec.location)?,
+            store_url: store_url_of(&spec.location)?
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
             spec,
             store,
             partition_indices,
@@ -410,8 +457,11 @@ impl PartitionedSink {
     /// Routes each run of rows with equal partition values to its file.
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         for (partition, rows) in self.partition_runs(batch)? {
-            let slice = batch.slice(rows.start, rows.len()).project(&self.data_indices)?;
-            self.write_to_partition(partition, &slice).await?;
+            let slice = batch
+                .slice(rows.start, rows.len())
+                .project(&self.data_indices)?;
+            let slice = with_schema(slice, &self.data_schema)?;
+            self.write_in_slices(partition, &slice).await?;
         }
         Ok(())
     }
@@ -427,7 +477,11 @@ impl PartitionedSink {
             .iter()
             .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let columns: Vec<&ArrayRef> = self.partition_indices.iter().map(|&i| batch.column(i)).collect();
+        let columns: Vec<&ArrayRef> = self
+            .partition_indices
+            .iter()
+            .map(|&i| batch.column(i))
+            .collect();
         let mut runs: Vec<(String, std::ops::Range<usize>)> = Vec::new();
         for row in 0..batch.num_rows() {
             let values: Vec<Option<String>> = formatters
@@ -452,8 +506,19 @@ impl PartitionedSink {
             }
         }
         if !self.open.contains_key(&partition) {
-            let writer = ArrowWriter::try_new(Vec::new(), self.data_schema.clone(), Some(self.properties.clone()))?;
-            self.open.insert(partition.clone(), OpenFile { partition: partition.clone(), writer, rows: 0 });
+            let writer = ArrowWriter::try_new(
+                Vec::new(),
+                self.data_schema.clone(),
+                Some(self.properties.clone()),
+            )?;
+            self.open.insert(
+                partition.clone(),
+                OpenFile {
+                    partition: partition.clone(),
+                    writer,
+                    rows: 0,
+                },
+            );
         }
         let file = self.open.get_mut(&partition).expect("inserted above");
         file.writer.write(rows)?;
@@ -461,6 +526,19 @@ impl PartitionedSink {
         let size = file.writer.bytes_written() + file.writer.in_progress_size();
         if size as u64 >= self.spec.target_file_bytes {
             self.close(&partition).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `rows` in slices of [`SIZE_CHECK_ROWS`], so that a file is
+    /// closed close to the target size even when one batch holds far more.
+    async fn write_in_slices(&mut self, partition: String, rows: &RecordBatch) -> Result<()> {
+        let mut start = 0;
+        while start < rows.num_rows() {
+            let len = SIZE_CHECK_ROWS.min(rows.num_rows() - start);
+            self.write_to_partition(partition.clone(), &rows.slice(start, len))
+                .await?;
+            start += len;
         }
         Ok(())
     }
@@ -490,8 +568,9 @@ impl PartitionedSink {
             bytes: bytes.len() as u64,
         };
         let store = Arc::clone(&self.store);
+        let url = format!("{}/{path}", self.store_url);
         self.uploads.spawn(async move {
-            upload(store, path, bytes).await?;
+            upload(store, path, &url, bytes).await?;
             Ok(written)
         });
         Ok(())
@@ -504,6 +583,9 @@ impl PartitionedSink {
             self.metrics.rows.add(file.rows as usize);
             self.metrics.bytes.add(file.bytes as usize);
             self.written.push(file);
+            if !self.spec.table.starts_with('_') {
+                crate::crash::point(crate::crash::MID_WRITE);
+            }
         }
         Ok(())
     }
@@ -522,16 +604,46 @@ impl PartitionedSink {
     }
 }
 
+/// The schema a file is written with: view types as their plain forms
+/// (`Utf8View` as `Utf8`). Parquet stores both alike, but the Arrow schema
+/// kept in the file decides what pyarrow, Polars and DataFusion read back,
+/// and older readers do not know view types.
+fn plain_schema(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let plain = match field.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            field.as_ref().clone().with_data_type(plain)
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// `batch` with its columns cast to `schema`'s types where they differ.
+fn with_schema(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| datafusion::arrow::compute::cast(column, field.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
 /// One PUT for a small file, a multipart upload for a large one.
-async fn upload(store: Arc<dyn ObjectStore>, path: Path, bytes: Vec<u8>) -> Result<()> {
-    let mut writer = BufWriter::with_capacity(store, path.clone(), 16 * 1024 * 1024);
-    writer
-        .put(bytes.into())
-        .await
-        .map_err(|e| DataFusionError::External(format!("writing {path}: {e}").into()))?;
+async fn upload(store: Arc<dyn ObjectStore>, path: Path, url: &str, bytes: Vec<u8>) -> Result<()> {
     use tokio::io::AsyncWriteExt;
-    writer
-        .shutdown()
-        .await
-        .map_err(|e| DataFusionError::External(format!("writing {path}: {e}").into()))
+    let failed =
+        |e: &dyn std::fmt::Display| DataFusionError::External(format!("writing {url}: {e}").into());
+    let mut writer = BufWriter::with_capacity(store, path, 16 * 1024 * 1024);
+    writer.put(bytes.into()).await.map_err(|e| failed(&e))?;
+    writer.shutdown().await.map_err(|e| failed(&e))
 }

@@ -7,12 +7,13 @@
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, col};
 
-use super::{Staged, TableDef};
+use super::{Clustering, Staged, TableDef};
 
 pub const TABLE: TableDef = TableDef {
     name: "artists",
     partition_by: &[],
     sort_by: &["artist_id"],
+    clustering: Clustering::Single,
     plan: artists_plan,
 };
 

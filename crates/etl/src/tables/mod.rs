@@ -9,6 +9,8 @@ pub mod time;
 pub mod users;
 
 use datafusion::error::Result;
+
+pub use crate::load::writer::Clustering;
 use datafusion::prelude::{DataFrame, Expr, col, lit};
 
 /// The staged, good records a run builds its tables from.
@@ -27,12 +29,21 @@ pub struct TableDef {
     pub partition_by: &'static [&'static str],
     /// Order of rows inside each file.
     pub sort_by: &'static [&'static str],
+    /// How rows reach the writer tasks: by partition for partitioned tables,
+    /// one task for small ones.
+    pub clustering: Clustering,
     /// Builds the table's rows from the staged records.
     pub plan: fn(&Staged) -> Result<DataFrame>,
 }
 
 /// The star schema, fact table last.
-pub const TABLES: [TableDef; 5] = [songs::TABLE, artists::TABLE, users::TABLE, time::TABLE, songplays::TABLE];
+pub const TABLES: [TableDef; 5] = [
+    songs::TABLE,
+    artists::TABLE,
+    users::TABLE,
+    time::TABLE,
+    songplays::TABLE,
+];
 
 /// Events of songs being played: the only page the tables are built from.
 fn song_plays(events: &DataFrame) -> Result<DataFrame> {
@@ -42,7 +53,10 @@ fn song_plays(events: &DataFrame) -> Result<DataFrame> {
 /// `ts` (milliseconds since the epoch) as a UTC timestamp.
 fn start_time() -> Expr {
     use datafusion::arrow::datatypes::{DataType, TimeUnit};
-    datafusion::prelude::cast(col("ts"), DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())))
+    datafusion::prelude::cast(
+        col("ts"),
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+    )
 }
 
 /// A part of `start_time` as an int, as Spark's `year()`, `month()`… give.

@@ -20,12 +20,13 @@ use datafusion::functions::expr_fn::nullif;
 use datafusion::functions_aggregate::expr_fn::{first_value, min};
 use datafusion::prelude::{DataFrame, cast, col, ident, lit};
 
-use super::{Staged, TableDef, song_plays, start_time, time_part};
+use super::{Clustering, Staged, TableDef, song_plays, start_time, time_part};
 
 pub const TABLE: TableDef = TableDef {
     name: "songplays",
     partition_by: &["year", "month"],
     sort_by: &["start_time", "songplay_id"],
+    clustering: Clustering::ByPartition,
     plan: songplays_plan,
 };
 
@@ -43,7 +44,13 @@ fn songplays_plan(staged: &Staged) -> Result<DataFrame> {
         ident("userAgent").alias("user_agent"),
     ])?;
     plays
-        .join(song_keys(staged)?, JoinType::Left, &["song", "artist", "length"], &["title", "artist_name", "duration"], None)?
+        .join(
+            song_keys(staged)?,
+            JoinType::Left,
+            &["song", "artist", "length"],
+            &["title", "artist_name", "duration"],
+            None,
+        )?
         .select(vec![
             col("songplay_id"),
             col("start_time"),
@@ -65,7 +72,8 @@ fn song_keys(staged: &Staged) -> Result<DataFrame> {
         vec![col("title"), col("artist_name"), col("duration")],
         vec![
             min(col("song_id")).alias("song_id"),
-            first_value(col("artist_id"), vec![col("song_id").sort(true, false)]).alias("artist_id"),
+            first_value(col("artist_id"), vec![col("song_id").sort(true, false)])
+                .alias("artist_id"),
         ],
     )
 }

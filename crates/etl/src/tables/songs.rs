@@ -6,12 +6,13 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col};
 
-use super::{Staged, TableDef};
+use super::{Clustering, Staged, TableDef};
 
 pub const TABLE: TableDef = TableDef {
     name: "songs",
     partition_by: &["year", "artist_id"],
     sort_by: &["song_id"],
+    clustering: Clustering::ByPartition,
     plan: songs_plan,
 };
 
@@ -25,6 +26,9 @@ fn songs_plan(staged: &Staged) -> Result<DataFrame> {
             cast(col("year"), DataType::Int32).alias("year"),
             col("duration"),
         ],
-        Some(vec![col("song_id").sort(true, false), col("record_id").sort(true, false)]),
+        Some(vec![
+            col("song_id").sort(true, false),
+            col("record_id").sort(true, false),
+        ]),
     )
 }

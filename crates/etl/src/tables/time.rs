@@ -6,12 +6,13 @@
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, col, lit};
 
-use super::{Staged, TableDef, song_plays, start_time, time_part};
+use super::{Clustering, Staged, TableDef, song_plays, start_time, time_part};
 
 pub const TABLE: TableDef = TableDef {
     name: "time",
     partition_by: &["year", "month"],
     sort_by: &["start_time"],
+    clustering: Clustering::ByPartition,
     plan: time_plan,
 };
 

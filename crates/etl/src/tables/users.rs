@@ -7,12 +7,13 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col, ident, lit};
 
-use super::{Staged, TableDef, song_plays};
+use super::{Clustering, Staged, TableDef, song_plays};
 
 pub const TABLE: TableDef = TableDef {
     name: "users",
     partition_by: &[],
     sort_by: &["user_id"],
+    clustering: Clustering::Single,
     plan: users_plan,
 };
 
@@ -30,7 +31,13 @@ fn users_plan(staged: &Staged) -> Result<DataFrame> {
         ])?
         .distinct_on(
             vec![col("user_id")],
-            vec![col("user_id"), col("first_name"), col("last_name"), col("gender"), col("level")],
+            vec![
+                col("user_id"),
+                col("first_name"),
+                col("last_name"),
+                col("gender"),
+                col("level"),
+            ],
             Some(vec![
                 col("user_id").sort(true, false),
                 col("ts").sort(false, true),

@@ -1,0 +1,77 @@
+# The output and artifacts buckets. The input bucket exists already (the
+# public Sparkify bucket, or a copy of it) and is only read.
+
+resource "aws_s3_bucket" "output" {
+  #checkov:skip=CKV_AWS_144:Cross-region replication doubles storage cost; the tables can be rebuilt from the input.
+  #checkov:skip=CKV_AWS_18:Access logging needs a separate log bucket; CloudTrail data events are the account-level choice.
+  #checkov:skip=CKV2_AWS_62:No consumer of bucket notifications in this deployment.
+  #checkov:skip=CKV_AWS_145:SSE-S3 (AES-256) encrypts at rest without a KMS key to manage and pay for per request.
+  bucket = var.output_bucket
+}
+
+resource "aws_s3_bucket" "artifacts" {
+  #checkov:skip=CKV_AWS_144:Artifacts are rebuilt from source; replication is not worth its cost.
+  #checkov:skip=CKV_AWS_18:Access logging needs a separate log bucket; CloudTrail data events are the account-level choice.
+  #checkov:skip=CKV2_AWS_62:No consumer of bucket notifications in this deployment.
+  #checkov:skip=CKV_AWS_145:SSE-S3 (AES-256) encrypts at rest without a KMS key to manage and pay for per request.
+  bucket = var.artifacts_bucket
+}
+
+locals {
+  owned_buckets = {
+    output    = aws_s3_bucket.output.id
+    artifacts = aws_s3_bucket.artifacts.id
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "owned" {
+  for_each                = local.owned_buckets
+  bucket                  = each.value
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "owned" {
+  for_each = local.owned_buckets
+  bucket   = each.value
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_versioning" "owned" {
+  for_each = local.owned_buckets
+  bucket   = each.value
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "owned" {
+  for_each = local.owned_buckets
+  bucket   = each.value
+
+  rule {
+    id     = "clean-up"
+    status = "Enabled"
+
+    filter {}
+
+    # A killed writer leaves unfinished multipart uploads behind.
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+
+    # Runs replaced by newer ones are deleted by the job; with versioning on,
+    # their old versions expire here.
+    noncurrent_version_expiration {
+      noncurrent_days = 7
+    }
+  }
+}

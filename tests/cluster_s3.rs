@@ -1,0 +1,181 @@
+//! The ETL submitted to a real cluster: a scheduler and two executors, each
+//! its own process, reading from and writing to an S3 API server (moto), all
+//! on loopback. The output is read back from S3.
+
+use std::time::Duration;
+
+use e2e::cluster::{Cluster, S3Server, list};
+use e2e::expect::{
+    WORKSPACE, check_counts, check_event_facts, check_keys, check_types, check_workspace_match,
+};
+use e2e::tables::Published;
+use e2e::{Daemon, assert_success, free_port, shared_data, submit, workspace_root};
+
+/// Runs `submit` against `cluster`; returns its output.
+fn submit_to(cluster: &Cluster, s3: &S3Server, extra: &[&str]) -> std::process::Output {
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let scheduler = cluster.address();
+    let mut args = vec!["--scheduler", scheduler.as_str()];
+    args.extend_from_slice(extra);
+    submit(&args, &env, &workspace_root())
+}
+
+/// Job ids an executor's log says it ran tasks of.
+fn jobs_run_by(executor: &Daemon) -> Vec<String> {
+    executor
+        .log()
+        .lines()
+        .filter_map(|line| line.split("Execute task  : [TID ").nth(1))
+        .filter_map(|rest| rest.split('/').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_etl_runs_sharded_over_two_executors_from_s3_to_s3() {
+    let logs = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(logs.path());
+    s3.create_bucket("lake");
+    let uploaded = s3
+        .upload("lake", &shared_data("udacity-workspace"), "raw")
+        .await;
+    assert_eq!(uploaded, 71 + 30);
+    let cluster = Cluster::start(2, 2, &s3.env(), logs.path());
+
+    let output = submit_to(
+        &cluster,
+        &s3,
+        &["--input", "s3://lake/raw", "--output", "s3://lake/out"],
+    );
+    assert_success(&output);
+
+    let tables = Published::in_store(s3.bucket("lake"), "s3://lake", "out").await;
+    check_counts(&tables, &WORKSPACE).await;
+    check_keys(&tables).await;
+    check_types(&tables).await;
+    check_event_facts(&tables).await;
+    check_workspace_match(&tables).await;
+
+    let run = format!("out/{}", tables.run_id);
+    let objects = list(s3.bucket("lake").as_ref(), &run).await;
+    assert!(
+        objects
+            .iter()
+            .any(|o| o.starts_with(&format!("{run}/songplays/year=2018/month=11/part-")))
+    );
+    assert!(objects.contains(&format!("{run}/_SUCCESS")));
+    assert!(
+        !objects.iter().any(|o| o.contains("/_staging/")),
+        "staging is removed on commit"
+    );
+
+    for executor in &cluster.executors {
+        assert!(
+            !jobs_run_by(executor).is_empty(),
+            "an executor ran no task:\n{}",
+            executor.log()
+        );
+    }
+    let secret = "sparkify-test-secret";
+    for daemon in cluster.executors.iter().chain([&cluster.scheduler]) {
+        assert!(!daemon.log().contains(secret), "a log shows the secret key");
+    }
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(secret));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(secret));
+}
+
+#[test]
+fn an_unreachable_scheduler_is_one_clear_line() {
+    let address = format!("127.0.0.1:{}", free_port());
+    let output = submit(&["--scheduler", &address], &[], &workspace_root());
+    assert_eq!(output.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot reach the Ballista scheduler at {address}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_scheduler_without_executors_times_out_clearly() {
+    let logs = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(0, 1, &[], logs.path());
+    let started = std::time::Instant::now();
+    let output = submit(
+        &["--scheduler", &cluster.address(), "--executor-timeout", "1"],
+        &[],
+        &workspace_root(),
+    );
+    assert_eq!(output.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no executor registered with the scheduler")
+            && stderr.contains("within 1s"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_job_reports_the_reason_from_the_cluster() {
+    let logs = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(logs.path());
+    s3.create_bucket("lake");
+    s3.upload("lake", &shared_data("udacity-workspace"), "raw")
+        .await;
+    let bad_log = logs.path().join("bad");
+    std::fs::create_dir_all(bad_log.join("log_data/2018/12")).unwrap();
+    std::fs::write(
+        bad_log.join("log_data/2018/12/2018-12-01-events.json"),
+        "{\"ts\": 1}\n{\"ts\": \n",
+    )
+    .unwrap();
+    s3.upload("lake", &bad_log, "raw").await;
+    let cluster = Cluster::start(1, 2, &s3.env(), logs.path());
+
+    let output = submit_to(
+        &cluster,
+        &s3,
+        &[
+            "--strict",
+            "--input",
+            "s3://lake/raw",
+            "--output",
+            "s3://lake/out",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "raw/log_data/2018/12/2018-12-01-events.json:1: missing required field 'page'"
+        ),
+        "{stderr}"
+    );
+
+    let unwritable = submit_to(
+        &cluster,
+        &s3,
+        &[
+            "--input",
+            "s3://lake/raw",
+            "--output",
+            "s3://no-such-bucket/out",
+        ],
+    );
+    assert_eq!(unwritable.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&unwritable.stderr);
+    assert!(
+        stderr.contains("output s3://no-such-bucket/out is not writable"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,189 @@
+//! Real clusters for tests: an S3 API server (moto) and a Ballista
+//! scheduler with executors, each a separate process on loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::http::{answers, http_request};
+use crate::{Daemon, binary, free_port};
+
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// moto's S3-compatible server.
+pub struct S3Server {
+    pub port: u16,
+    _daemon: Daemon,
+}
+
+impl S3Server {
+    pub fn start(log_dir: &Path) -> Self {
+        let port = free_port();
+        let mut command = Command::new("moto_server");
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let mut daemon = Daemon::spawn("moto", command, log_dir);
+        daemon.wait_until(STARTUP, "answering", || answers(port, "/moto-api/"));
+        Self {
+            port,
+            _daemon: daemon,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The AWS variables every role gets: the test's fake credentials.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "sparkify-test-key".into()),
+            ("AWS_SECRET_ACCESS_KEY", "sparkify-test-secret".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let (status, body) =
+            http_request(self.port, "PUT", &format!("/{bucket}")).expect("moto answers");
+        assert!(
+            (200..300).contains(&status),
+            "creating bucket {bucket}: {status} {body}"
+        );
+    }
+
+    pub fn bucket(&self, bucket: &str) -> Arc<AmazonS3> {
+        let store = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(self.endpoint())
+            .with_allow_http(true)
+            .with_access_key_id("sparkify-test-key")
+            .with_secret_access_key("sparkify-test-secret")
+            .with_region("us-east-1")
+            .build()
+            .expect("S3 client");
+        Arc::new(store)
+    }
+
+    /// Copies a local folder into `bucket` under `prefix`; returns the object count.
+    pub async fn upload(&self, bucket: &str, local: &Path, prefix: &str) -> usize {
+        let store = self.bucket(bucket);
+        let mut count = 0;
+        for file in files_under(local) {
+            let relative = file
+                .strip_prefix(local)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let bytes = std::fs::read(&file).unwrap();
+            let key = ObjectPath::from(format!("{prefix}/{relative}"));
+            store
+                .put(&key, PutPayload::from(bytes))
+                .await
+                .expect("upload");
+            count += 1;
+        }
+        count
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A scheduler and executors, each its own process.
+pub struct Cluster {
+    pub scheduler_port: u16,
+    pub executors: Vec<Daemon>,
+    pub scheduler: Daemon,
+}
+
+impl Cluster {
+    /// Starts a scheduler and `executors` executors with `vcores` slots each,
+    /// all with `env`, and waits until every executor has registered.
+    pub fn start(executors: usize, vcores: usize, env: &[(&str, String)], log_dir: &Path) -> Self {
+        let scheduler_port = free_port();
+        let mut command = Command::new(binary("scheduler"));
+        command
+            .args(["--bind-port", &scheduler_port.to_string()])
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let mut scheduler = Daemon::spawn("scheduler", command, log_dir);
+        scheduler.wait_until(STARTUP, "answering", || {
+            answers(scheduler_port, "/api/version")
+        });
+
+        let mut cluster = Self {
+            scheduler_port,
+            executors: Vec::new(),
+            scheduler,
+        };
+        for index in 0..executors {
+            cluster.add_executor(index, vcores, env, log_dir);
+        }
+        let expected = cluster.executors.len();
+        cluster
+            .scheduler
+            .wait_until(STARTUP, "seeing every executor", || {
+                http_request(scheduler_port, "GET", "/api/executors")
+                    .and_then(|(_, body)| {
+                        serde_json::from_str::<Vec<serde_json::Value>>(&body).ok()
+                    })
+                    .is_some_and(|list| list.len() == expected)
+            });
+        cluster
+    }
+
+    fn add_executor(
+        &mut self,
+        index: usize,
+        vcores: usize,
+        env: &[(&str, String)],
+        log_dir: &Path,
+    ) {
+        let work_dir = log_dir.join(format!("executor-{index}-work"));
+        std::fs::create_dir_all(&work_dir).unwrap();
+        let mut command = Command::new(binary("executor"));
+        command
+            .args(["--scheduler-port", &self.scheduler_port.to_string()])
+            .args(["--bind-port", &free_port().to_string()])
+            .args(["--bind-grpc-port", &free_port().to_string()])
+            .args(["--bind-health-port", &free_port().to_string()])
+            .args(["--vcores", &vcores.to_string()])
+            .args(["--work-dir", work_dir.to_str().unwrap()])
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        self.executors.push(Daemon::spawn(
+            &format!("executor-{index}"),
+            command,
+            log_dir,
+        ));
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.scheduler_port)
+    }
+}
+
+/// Lists an S3 prefix.
+pub async fn list(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    store
+        .list(Some(&ObjectPath::from(prefix)))
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .expect("listing")
+}
