@@ -116,10 +116,23 @@ impl Cluster {
     /// Starts a scheduler and `executors` executors with `vcores` slots each,
     /// all with `env`, and waits until every executor has registered.
     pub fn start(executors: usize, vcores: usize, env: &[(&str, String)], log_dir: &Path) -> Self {
+        Self::start_with(&[], executors, vcores, env, log_dir)
+    }
+
+    /// A scheduler started with `scheduler_args` and `executors` executors
+    /// of `vcores` task slots, all with `env`; returns once all registered.
+    pub fn start_with(
+        scheduler_args: &[&str],
+        executors: usize,
+        vcores: usize,
+        env: &[(&str, String)],
+        log_dir: &Path,
+    ) -> Self {
         let scheduler_port = free_port();
         let mut command = Command::new(binary("scheduler"));
         command
             .args(["--bind-port", &scheduler_port.to_string()])
+            .args(scheduler_args)
             .envs(env.iter().map(|(k, v)| (k, v)));
         let mut scheduler = Daemon::spawn("scheduler", command, log_dir);
         scheduler.wait_until(STARTUP, "answering", || {
@@ -134,20 +147,25 @@ impl Cluster {
         for index in 0..executors {
             cluster.add_executor(index, vcores, env, log_dir);
         }
-        let expected = cluster.executors.len();
+        cluster.wait_for_executors(executors);
         cluster
-            .scheduler
+    }
+
+    /// Waits until the scheduler lists `expected` executors.
+    pub fn wait_for_executors(&mut self, expected: usize) {
+        let port = self.scheduler_port;
+        self.scheduler
             .wait_until(STARTUP, "seeing every executor", || {
-                http_request(scheduler_port, "GET", "/api/executors")
+                http_request(port, "GET", "/api/executors")
                     .and_then(|(_, body)| {
                         serde_json::from_str::<Vec<serde_json::Value>>(&body).ok()
                     })
                     .is_some_and(|list| list.len() == expected)
             });
-        cluster
     }
 
-    fn add_executor(
+    /// Starts one more executor, named `executor-<index>`, with `env`.
+    pub fn add_executor(
         &mut self,
         index: usize,
         vcores: usize,

@@ -35,7 +35,20 @@ pub fn shared_data(name: &str) -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
+        // Only the variables a user's shell would have: cargo sets others for
+        // test processes, and build scripts that watch them would make this
+        // build and the next `cargo test` rebuild the dependencies in turn.
+        let kept = [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "CARGO_TARGET_DIR",
+        ];
         let status = Command::new(env!("CARGO"))
+            .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| kept.contains(&k.as_str())))
             .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(workspace_root())
             .status()
@@ -145,6 +158,11 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the process has exited (and been reaped).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     pub fn kill(&mut self) {

@@ -1,0 +1,402 @@
+//! Bad input and faults: every record is loaded or quarantined and counted,
+//! limits on rejects hold, transient S3 failures are retried, and a job
+//! survives the loss of an executor.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use e2e::cluster::{Cluster, S3Server};
+use e2e::expect::{WORKSPACE, check_counts, check_keys, check_workspace_match};
+use e2e::http::{answers, http_request};
+use e2e::tables::Published;
+use e2e::{Daemon, assert_success, free_port, run_locally, shared_data, submit, workspace_root};
+
+const SONG: &str = r#"{"num_songs": 1, "artist_id": "ARBAD01", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "Bad Input Band", "song_id": "SOBAD01", "title": "Corpus", "duration": 200.5, "year": 2001}"#;
+const EVENT: &str = r#"{"artist":"Bad Input Band","auth":"Logged In","firstName":"Ada","gender":"F","itemInSession":0,"lastName":"Lovelace","length":200.5,"level":"free","location":"London","method":"PUT","page":"NextSong","registration":1540000000000.0,"sessionId":7,"song":"Corpus","status":200,"ts":1542000000000,"userAgent":"test","userId":"42"}"#;
+
+/// A corpus of bad and awkward input, with how many records of each kind
+/// must be loaded and how many rejected.
+struct Corpus {
+    songs_loaded: i64,
+    songs_rejected: i64,
+    events_loaded: i64,
+    events_rejected: i64,
+}
+
+fn write(root: &Path, relative: &str, bytes: &[u8]) {
+    let path = root.join(relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Writes the corpus under `root`: each case in its own file, named for it.
+fn bad_input_corpus(root: &Path) -> Corpus {
+    let song = |id: &str| SONG.replace("SOBAD01", id);
+    // Read correctly.
+    write(root, "song_data/A/plain.json", song("SO01").as_bytes());
+    write(
+        root,
+        "song_data/A/pretty.json",
+        song("SO02").replace(", ", ",\n    ").as_bytes(),
+    );
+    write(
+        root,
+        "song_data/A/bom.json",
+        format!("\u{FEFF}{}", song("SO03")).as_bytes(),
+    );
+    write(
+        root,
+        "song_data/A/crlf.json",
+        format!("{}\r\n", song("SO04")).as_bytes(),
+    );
+    write(root, "song_data/A/compressed.json.gz", &gzip(&song("SO05")));
+    write(
+        root,
+        "song_data/A/extra.json",
+        song("SO06")
+            .replace("\"year\"", "\"mood\": \"sad\", \"year\"")
+            .as_bytes(),
+    );
+    write(
+        root,
+        "song_data/A/number-title.json",
+        song("SO07").replace("\"Corpus\"", "66").as_bytes(),
+    );
+    write(
+        root,
+        "song_data/A/folder.json/inside.json",
+        song("SO08").as_bytes(),
+    );
+    write(root, "song_data/A/empty.json", b"");
+    // Rejected.
+    write(
+        root,
+        "song_data/B/truncated.json",
+        &song("SO09").as_bytes()[..60],
+    );
+    write(
+        root,
+        "song_data/B/year-as-text.json",
+        song("SO10").replace("2001", "\"two thousand\"").as_bytes(),
+    );
+    write(
+        root,
+        "song_data/B/no-song-id.json",
+        SONG.replace("\"song_id\": \"SOBAD01\", ", "").as_bytes(),
+    );
+    write(root, "song_data/B/not-json.json", b"this is not json\n");
+    // Not input at all: listed as ignored.
+    for name in ["_SUCCESS", ".DS_Store", "part-0000.crc", ".hidden/x.json"] {
+        write(root, &format!("song_data/{name}"), song("SO99").as_bytes());
+    }
+
+    let event = |ts: u64| EVENT.replace("1542000000000", &ts.to_string());
+    let good: Vec<String> = (0..5).map(|i| event(1_542_000_000_000 + i)).collect();
+    let mut day = good.join("\n");
+    day.push('\n');
+    day.push_str("{\"ts\": 1542000000099, \"page\": \"NextSong\",, broken\n"); // malformed line
+    day.push_str(&format!(
+        "{}\n",
+        EVENT.replace("1542000000000", "\"yesterday\"")
+    )); // ts as text
+    day.push_str(&format!(
+        "{}\n",
+        EVENT.replace("\"userId\":\"42\"", "\"userId\":42")
+    )); // userId as number: read
+    day.push_str(&format!(
+        "{}\n",
+        EVENT.replace("\"page\":\"NextSong\",", "")
+    )); // no page
+    write(
+        root,
+        "log_data/2018/11/2018-11-01-events.json",
+        day.as_bytes(),
+    );
+    write(
+        root,
+        "log_data/2018/11/2018-11-02-events.json",
+        format!("\u{FEFF}{}\r\n{}\r\n", good[0], good[1]).as_bytes(),
+    );
+    write(
+        root,
+        "log_data/2018/11/2018-11-03-events.json.gz",
+        &gzip(&format!("{}\n", good[2])),
+    );
+    write(
+        root,
+        "log_data/2018/11/2018-11-04-events.json",
+        &format!("{}\n", good[3]).as_bytes()[..40],
+    );
+    write(root, "log_data/2018/11/_SUCCESS", b"");
+    Corpus {
+        songs_loaded: 8,
+        songs_rejected: 4,
+        events_loaded: 5 + 1 + 2 + 1,
+        events_rejected: 3 + 1,
+    }
+}
+
+/// The report the published run wrote.
+fn report(output: &Path) -> serde_json::Value {
+    let run = std::fs::read_to_string(output.join("_LATEST")).unwrap();
+    let text = std::fs::read_to_string(output.join(run.trim()).join("_report.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn input_report<'a>(report: &'a serde_json::Value, input: &str) -> &'a serde_json::Value {
+    report["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["input"] == input)
+        .unwrap_or_else(|| panic!("no {input} in {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_record_is_read_or_quarantined_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    let output = dir.path().join("output");
+    let corpus = bad_input_corpus(&input);
+    run_locally(&input, &output, &[]);
+
+    let report = report(&output);
+    for (kind, loaded, rejected) in [
+        ("songs", corpus.songs_loaded, corpus.songs_rejected),
+        ("events", corpus.events_loaded, corpus.events_rejected),
+    ] {
+        let counts = input_report(&report, kind);
+        assert_eq!(counts["loaded"], loaded, "{kind}: {counts}");
+        assert_eq!(counts["rejected"], rejected, "{kind}: {counts}");
+        assert_eq!(counts["records"], loaded + rejected, "{kind}: {counts}");
+    }
+    let ignored = input_report(&report, "songs")["ignored_files"].to_string();
+    for name in ["_SUCCESS", ".DS_Store", "part-0000.crc", ".hidden/x.json"] {
+        assert!(
+            ignored.contains(name),
+            "{name} is listed as ignored: {ignored}"
+        );
+    }
+
+    let tables = Published::local(&output).await;
+    assert_eq!(tables.count("songs").await, corpus.songs_loaded);
+    let titles = tables
+        .rows("SELECT title FROM songs WHERE song_id = 'SO07'")
+        .await;
+    assert_eq!(titles, [["66"]], "a numeric title is read as its text");
+
+    let rejects_dir = format!("{}/_rejects/", tables.run_dir);
+    for (kind, expected) in [
+        ("songs", corpus.songs_rejected),
+        ("events", corpus.events_rejected),
+    ] {
+        tables
+            .ctx
+            .register_parquet(
+                format!("rejects_{kind}"),
+                format!("{rejects_dir}{kind}/"),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(tables.count(&format!("rejects_{kind}")).await, expected);
+    }
+    let malformed = tables
+        .rows("SELECT reject_file, reject_line, reject_reason, reject_raw FROM rejects_events WHERE reject_line = 6")
+        .await;
+    assert_eq!(malformed.len(), 1, "{malformed:?}");
+    assert!(
+        malformed[0][0].ends_with("log_data/2018/11/2018-11-01-events.json"),
+        "{malformed:?}"
+    );
+    assert!(
+        malformed[0][2].starts_with("malformed JSON"),
+        "{malformed:?}"
+    );
+    assert!(malformed[0][3].contains(",, broken"), "{malformed:?}");
+    let reasons = tables
+        .rows("SELECT reject_file, reject_reason FROM rejects_songs ORDER BY reject_file")
+        .await;
+    let reason_of = |file: &str| {
+        reasons
+            .iter()
+            .find(|r| r[0].ends_with(file))
+            .unwrap_or_else(|| panic!("{file} is rejected: {reasons:?}"))[1]
+            .clone()
+    };
+    assert!(
+        reason_of("year-as-text.json").contains("year"),
+        "{reasons:?}"
+    );
+    assert!(
+        reason_of("no-song-id.json").contains("song_id"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn reject_limits_and_strict_mode_stop_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    bad_input_corpus(&input);
+    let args = |output: &str, extra: &[&'static str]| {
+        let mut args = vec![
+            "--input".to_string(),
+            input.to_str().unwrap().to_string(),
+            "--output".to_string(),
+            dir.path().join(output).to_str().unwrap().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        submit(&args, &[], &workspace_root())
+    };
+
+    let within = run(args("within", &["--max-rejects", "4"]));
+    assert_success(&within);
+
+    let over = run(args("over", &["--max-rejects", "3"]));
+    assert_eq!(over.status.code(), Some(7), "{over:?}");
+    let stderr = String::from_utf8_lossy(&over.stderr);
+    assert!(
+        stderr.contains("rejected") && stderr.contains("limit 3"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("over/_LATEST").exists(),
+        "nothing is published"
+    );
+
+    let fraction = run(args("fraction", &["--max-rejects", "10%"]));
+    assert_eq!(
+        fraction.status.code(),
+        Some(7),
+        "4 of 12 songs is over 10%: {fraction:?}"
+    );
+
+    let strict = run(args("strict", &["--strict"]));
+    assert_eq!(strict.status.code(), Some(7), "{strict:?}");
+    let stderr = String::from_utf8_lossy(&strict.stderr);
+    assert!(
+        stderr.contains(".json:"),
+        "names the file and line: {stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_s3_faults_are_retried() {
+    let logs = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(logs.path());
+    s3.create_bucket("lake");
+    s3.upload("lake", &shared_data("udacity-workspace"), "raw")
+        .await;
+
+    let proxy_port = free_port();
+    let mut command = Command::new("python3");
+    command
+        .arg(workspace_root().join("tests/tools/fault_proxy.py"))
+        .args(["--listen", &format!("127.0.0.1:{proxy_port}")])
+        .args(["--upstream", &format!("127.0.0.1:{}", s3.port)])
+        .args([
+            "--error-rate",
+            "0.08",
+            "--drop-rate",
+            "0.04",
+            "--latency-ms",
+            "5",
+            "--seed",
+            "7",
+        ]);
+    let mut proxy = Daemon::spawn("fault-proxy", command, logs.path());
+    proxy.wait_until(std::time::Duration::from_secs(30), "answering", || {
+        answers(proxy_port, "/_proxy/stats")
+    });
+
+    let mut env = s3.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    let endpoint = format!("http://127.0.0.1:{proxy_port}");
+    env.push(("AWS_ENDPOINT_URL", endpoint));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let output = submit(
+        &["--input", "s3://lake/raw", "--output", "s3://lake/out"],
+        &env,
+        &workspace_root(),
+    );
+    assert_success(&output);
+
+    let (_, stats) = http_request(proxy_port, "GET", "/_proxy/stats").unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(stats["errors_injected"].as_u64().unwrap() > 0, "{stats}");
+    assert!(
+        stats["connections_dropped"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+
+    let tables = Published::in_store(s3.bucket("lake"), "s3://lake", "out").await;
+    check_counts(&tables, &WORKSPACE).await;
+    check_keys(&tables).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_survives_an_executor_killed_in_the_middle() {
+    let logs = tempfile::tempdir().unwrap();
+    let output = logs.path().join("output");
+    // The scheduler declares an executor lost after 3 s of silence.
+    let mut cluster = Cluster::start_with(
+        &[
+            "--executor-timeout-seconds",
+            "3",
+            "--expire-dead-executor-interval-seconds",
+            "1",
+        ],
+        1,
+        2,
+        &[],
+        logs.path(),
+    );
+    // The second executor kills itself (SIGKILL) once it has written a table file.
+    cluster.add_executor(
+        1,
+        2,
+        &[("SPARKIFY_CRASH_AT", "mid-write".to_string())],
+        logs.path(),
+    );
+    cluster.wait_for_executors(2);
+
+    let input = shared_data("udacity-workspace");
+    let args = [
+        "--scheduler",
+        &cluster.address(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let result = submit(&args, &[], &workspace_root());
+    assert_success(&result);
+    assert!(
+        cluster.executors[1].exited(),
+        "the armed executor was killed:\n{}",
+        cluster.executors[1].log()
+    );
+    assert!(
+        cluster.executors[1]
+            .log()
+            .contains("crash point mid-write reached")
+    );
+
+    let tables = Published::local(&output).await;
+    check_counts(&tables, &WORKSPACE).await;
+    check_keys(&tables).await;
+    check_workspace_match(&tables).await;
+}
