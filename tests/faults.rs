@@ -268,7 +268,7 @@ fn reject_limits_and_strict_mode_stop_the_run() {
     assert_eq!(over.status.code(), Some(7), "{over:?}");
     let stderr = String::from_utf8_lossy(&over.stderr);
     assert!(
-        stderr.contains("rejected") && stderr.contains("limit 3"),
+        stderr.contains("rejected") && stderr.contains("--max-rejects 3 allows"),
         "{stderr}"
     );
     assert!(

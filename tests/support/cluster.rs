@@ -181,6 +181,9 @@ impl Cluster {
             .args(["--bind-grpc-port", &free_port().to_string()])
             .args(["--bind-health-port", &free_port().to_string()])
             .args(["--vcores", &vcores.to_string()])
+            // A heartbeat a second, so a scheduler with a short executor
+            // timeout does not declare healthy executors lost.
+            .args(["--executor-heartbeat-interval-seconds", "1"])
             .args(["--work-dir", work_dir.to_str().unwrap()])
             .envs(env.iter().map(|(k, v)| (k, v)));
         self.executors.push(Daemon::spawn(

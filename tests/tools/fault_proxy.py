@@ -96,7 +96,9 @@ def handler_for(upstream_host, upstream_port, faults):
             for key, value in response.getheaders():
                 if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
                     self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
+            # A HEAD answer has no body: its Content-Length is the object's size.
+            length = response.getheader("Content-Length") if self.command == "HEAD" else str(len(payload))
+            self.send_header("Content-Length", length or "0")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
