@@ -160,11 +160,6 @@ impl Daemon {
         }
     }
 
-    /// Whether the process has exited (and been reaped).
-    pub fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

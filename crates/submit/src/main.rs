@@ -25,7 +25,10 @@ use cli::{Args, exit_code};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    cluster::logging::init(if args.verbose { "info" } else { "warn" }, None, "submit");
+    // Ballista logs a failed job at ERROR before `submit` reports it in its
+    // own one line; `-v` shows Ballista's view too.
+    let quiet = "warn,ballista_core=off,ballista_scheduler=off,ballista_executor=off";
+    cluster::logging::init(if args.verbose { "info" } else { quiet }, None, "submit");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
