@@ -1,12 +1,13 @@
 //! Bad input and faults: every record is loaded or quarantined and counted,
-//! limits on rejects hold, and transient S3 failures are retried.
+//! limits on rejects hold, transient S3 failures are retried, and a job
+//! survives the loss of an executor.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use e2e::cluster::S3Server;
-use e2e::expect::{WORKSPACE, check_counts, check_keys};
+use e2e::cluster::{Cluster, S3Server};
+use e2e::expect::{WORKSPACE, check_counts, check_keys, check_workspace_match};
 use e2e::http::{answers, http_request};
 use e2e::tables::Published;
 use e2e::{Daemon, assert_success, free_port, run_locally, shared_data, submit, workspace_root};
@@ -344,4 +345,53 @@ async fn transient_s3_faults_are_retried() {
     let tables = Published::in_store(s3.bucket("lake"), "s3://lake", "out").await;
     check_counts(&tables, &WORKSPACE).await;
     check_keys(&tables).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_survives_an_executor_killed_in_the_middle() {
+    let logs = tempfile::tempdir().unwrap();
+    let output = logs.path().join("output");
+    // The scheduler declares an executor lost after 3 s without a heartbeat;
+    // executors pull tasks, the policy that reruns a lost executor's stages.
+    let scheduler_args = [
+        "--executor-timeout-seconds",
+        "3",
+        "--expire-dead-executor-interval-seconds",
+        "1",
+        "--scheduler-policy",
+        "pull-staged",
+    ];
+    let pull = ["--task-scheduling-policy", "pull-staged"];
+    let mut cluster = Cluster::start_with(&scheduler_args, &pull, 1, 2, &[], logs.path());
+    // The second executor kills itself (SIGKILL) once it has uploaded a table file.
+    cluster.add_executor(
+        1,
+        2,
+        &pull,
+        &[("SPARKIFY_CRASH_AT", "mid-write".to_string())],
+        logs.path(),
+    );
+    cluster.wait_for_executors(2);
+
+    let input = shared_data("udacity-workspace");
+    let args = [
+        "--scheduler",
+        &cluster.address(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let result = submit(&args, &[], &workspace_root());
+    assert_success(&result);
+    let killed = cluster.executors[1].log();
+    assert!(
+        killed.contains("crash point mid-write reached"),
+        "the armed executor was killed mid-write:\n{killed}"
+    );
+
+    let tables = Published::local(&output).await;
+    check_counts(&tables, &WORKSPACE).await;
+    check_keys(&tables).await;
+    check_workspace_match(&tables).await;
 }

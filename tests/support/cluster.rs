@@ -116,13 +116,15 @@ impl Cluster {
     /// Starts a scheduler and `executors` executors with `vcores` slots each,
     /// all with `env`, and waits until every executor has registered.
     pub fn start(executors: usize, vcores: usize, env: &[(&str, String)], log_dir: &Path) -> Self {
-        Self::start_with(&[], executors, vcores, env, log_dir)
+        Self::start_with(&[], &[], executors, vcores, env, log_dir)
     }
 
     /// A scheduler started with `scheduler_args` and `executors` executors
-    /// of `vcores` task slots, all with `env`; returns once all registered.
+    /// of `vcores` task slots started with `executor_args`, all with `env`;
+    /// returns once all registered.
     pub fn start_with(
         scheduler_args: &[&str],
+        executor_args: &[&str],
         executors: usize,
         vcores: usize,
         env: &[(&str, String)],
@@ -145,7 +147,7 @@ impl Cluster {
             scheduler,
         };
         for index in 0..executors {
-            cluster.add_executor(index, vcores, env, log_dir);
+            cluster.add_executor(index, vcores, executor_args, env, log_dir);
         }
         cluster.wait_for_executors(executors);
         cluster
@@ -164,11 +166,12 @@ impl Cluster {
             });
     }
 
-    /// Starts one more executor, named `executor-<index>`, with `env`.
+    /// Starts one more executor, named `executor-<index>`, with `args` and `env`.
     pub fn add_executor(
         &mut self,
         index: usize,
         vcores: usize,
+        args: &[&str],
         env: &[(&str, String)],
         log_dir: &Path,
     ) {
@@ -184,6 +187,7 @@ impl Cluster {
             // A heartbeat a second, so a scheduler with a short executor
             // timeout does not declare healthy executors lost.
             .args(["--executor-heartbeat-interval-seconds", "1"])
+            .args(args)
             .args(["--work-dir", work_dir.to_str().unwrap()])
             .envs(env.iter().map(|(k, v)| (k, v)));
         self.executors.push(Daemon::spawn(

@@ -2,6 +2,7 @@
 //! executor on loopback ports, built by the same functions as the standalone
 //! binaries, so the default run exercises the same code as a real cluster.
 
+use ballista_core::config::TaskSchedulingPolicy;
 use std::net::TcpListener as StdListener;
 
 use ballista_executor::executor_process::ExecutorProcessConfig;
@@ -30,7 +31,8 @@ impl EmbeddedCluster {
         let scheduler_config = scheduler::with_lake_setup(
             SchedulerConfig::default()
                 .with_hostname(LOOPBACK)
-                .with_port(port),
+                .with_port(port)
+                .with_scheduler_policy(TaskSchedulingPolicy::PushStaged),
         );
         let scheduler_task = tokio::spawn(async move {
             if let Err(e) = scheduler::serve(scheduler_config, listener).await {
@@ -53,6 +55,7 @@ impl EmbeddedCluster {
             vcores: vcores.max(1),
             work_dir: Some(work_dir.path().display().to_string()),
             print_thread_info: false,
+            task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
             ..ExecutorProcessConfig::default()
         });
         let executor_task = tokio::spawn(async move {

@@ -78,6 +78,37 @@ impl BallistaEngine {
     }
 }
 
+/// Times a job is submitted when its results cannot be fetched.
+const JOB_ATTEMPTS: usize = 2;
+
+/// Whether a job failed because an executor holding its results went away
+/// after the job finished. Rerunning such a job is safe: a writer job's
+/// results are the files it wrote, and only files named in the final
+/// results are committed (see `etl::load::publish`).
+fn lost_results(error: &datafusion::error::DataFusionError) -> bool {
+    error.to_string().contains("GrpcConnectionError")
+}
+
+impl BallistaEngine {
+    /// Submits `plan` as one job and collects its results.
+    async fn submit_and_collect(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: SessionConfig,
+    ) -> Result<Vec<RecordBatch>> {
+        let stream = execute_physical_plan::<PhysicalPlanNode>(
+            self.rest.grpc_url(),
+            &config.ballista_config(),
+            plan,
+            physical_codec().as_ref(),
+            self.session_id.clone(),
+            config,
+        )
+        .await?;
+        stream.try_collect::<Vec<_>>().await
+    }
+}
+
 #[async_trait]
 impl Engine for BallistaEngine {
     async fn run_job(&self, name: &str, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
@@ -94,19 +125,19 @@ impl Engine for BallistaEngine {
         bar.set_prefix(name.to_string());
         let follower = tokio::spawn(Self::follow(self.rest.clone(), job_name, bar.clone()));
         let started = Instant::now();
-        let result = async {
-            let stream = execute_physical_plan::<PhysicalPlanNode>(
-                self.rest.grpc_url(),
-                &config.ballista_config(),
-                plan,
-                physical_codec().as_ref(),
-                self.session_id.clone(),
-                config,
-            )
-            .await?;
-            stream.try_collect::<Vec<_>>().await
-        }
-        .await;
+        let mut attempt = 1;
+        let result = loop {
+            let result = self
+                .submit_and_collect(Arc::clone(&plan), config.clone())
+                .await;
+            match result {
+                Err(e) if attempt < JOB_ATTEMPTS && lost_results(&e) => {
+                    tracing::warn!(job = name, "results unreachable ({e}); rerunning the job");
+                    attempt += 1;
+                }
+                result => break result,
+            }
+        };
         follower.abort();
         bar.finish_with_message(match &result {
             Ok(_) => format!("done in {:.1}s", started.elapsed().as_secs_f64()),

@@ -3,18 +3,17 @@
 
 use std::sync::Arc;
 
-use ballista_core::config::TaskSchedulingPolicy;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 
 use crate::object_stores::LakeObjectStores;
 use crate::session::{physical_codec, runtime_env, session_config};
 
 /// Adds our codec, session and object stores to an executor configuration.
-/// Spill files go to the executor's work folder.
+/// Spill files go to the executor's work folder; the scheduling policy is
+/// the caller's (`--task-scheduling-policy`).
 pub fn with_lake_setup(mut config: ExecutorProcessConfig) -> ExecutorProcessConfig {
     let stores = Arc::new(LakeObjectStores::new());
     let work_dir = config.work_dir.clone();
-    config.task_scheduling_policy = TaskSchedulingPolicy::PushStaged;
     config.override_config_producer = Some(Arc::new(|| session_config(1)));
     config.override_runtime_producer = Some(Arc::new(move |_| {
         runtime_env(Arc::clone(&stores), work_dir.as_deref())

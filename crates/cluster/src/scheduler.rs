@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use ballista_core::config::TaskSchedulingPolicy;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
@@ -14,11 +13,10 @@ use crate::object_stores::LakeObjectStores;
 use crate::session::{physical_codec, runtime_env, scheduler_session_state, session_config};
 
 /// Adds our codec, session and object stores to a scheduler configuration.
-/// Tasks are pushed to executors as soon as they are ready.
+/// The scheduling policy is the caller's (`--scheduler-policy`).
 pub fn with_lake_setup(config: SchedulerConfig) -> SchedulerConfig {
     let stores = Arc::new(LakeObjectStores::new());
     let mut config = config
-        .with_scheduler_policy(TaskSchedulingPolicy::PushStaged)
         .with_override_config_producer(Arc::new(|| session_config(1)))
         .with_override_session_builder(Arc::new(move |config| {
             Ok(scheduler_session_state(
