@@ -21,6 +21,7 @@ use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::cast::{as_string_array, as_uint32_array};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -44,7 +45,7 @@ use tokio::sync::mpsc::Sender;
 
 use super::decode::{Decoded, RecordDecoder, Reject, SourceFile, record_id};
 use super::listing::InputFile;
-use crate::load::writer::store_url_of;
+use crate::load::writer::task_store;
 use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
 
 /// Files fetched at once by one task: enough to hide S3 latency for tiny files.
@@ -123,22 +124,10 @@ pub fn file_list(files: &[InputFile], partitions: usize) -> Result<Arc<dyn Execu
 fn files_of(batches: &[RecordBatch]) -> Result<Vec<(u32, String)>> {
     let mut files = Vec::new();
     for batch in batches {
-        let column = |i: usize| batch.column(i).as_any();
-        let (Some(ordinals), Some(paths)) = (
-            column(0).downcast_ref::<UInt32Array>(),
-            column(1).downcast_ref::<StringArray>(),
-        ) else {
-            return Err(DataFusionError::Internal(
-                "RawScanExec input is not a file list".into(),
-            ));
-        };
-        files.extend(
-            ordinals
-                .values()
-                .iter()
-                .copied()
-                .zip(paths.iter().map(|p| p.unwrap_or_default().to_string())),
-        );
+        let ordinals = as_uint32_array(batch.column(0))?;
+        let paths = as_string_array(batch.column(1))?;
+        let paths = paths.iter().map(|p| p.unwrap_or_default().to_string());
+        files.extend(ordinals.values().iter().copied().zip(paths));
     }
     Ok(files)
 }
@@ -231,8 +220,7 @@ impl ExecutionPlan for RawScanExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let file_list = self.input.execute(partition, Arc::clone(&context))?;
-        let store_url = store_url_of(&self.spec.root)?;
-        let store = context.runtime_env().object_store(&store_url)?;
+        let (store_url, store) = task_store(&self.spec.root, &context)?;
         let schema = self.schema();
         let staging = Staging {
             kind: self.spec.kind,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::cast::{as_int64_array, as_string_array};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::TaskContext;
@@ -116,24 +117,8 @@ pub fn written_files_schema() -> SchemaRef {
 pub fn written_files(batches: &[RecordBatch]) -> Result<Vec<WrittenFile>> {
     let mut files = Vec::new();
     for batch in batches {
-        let text = |i: usize| -> Result<&StringArray> {
-            batch
-                .column(i)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| {
-                    DataFusionError::Internal("writer output column is not a string".into())
-                })
-        };
-        let number = |i: usize| -> Result<&Int64Array> {
-            batch
-                .column(i)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| {
-                    DataFusionError::Internal("writer output column is not an integer".into())
-                })
-        };
+        let text = |i: usize| as_string_array(batch.column(i));
+        let number = |i: usize| as_int64_array(batch.column(i));
         let (table, path, partition) = (text(0)?, text(1)?, text(2)?);
         let (rows, bytes) = (number(3)?, number(4)?);
         for i in 0..batch.num_rows() {
@@ -288,8 +273,7 @@ impl ExecutionPlan for ParquetWriterExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
-        let store_url = store_url_of(&self.spec.location)?;
-        let store = context.runtime_env().object_store(&store_url)?;
+        let (_, store) = task_store(&self.spec.location, &context)?;
         let metrics = WriterMetrics::new(&self.metrics, partition);
         let mut sink = PartitionedSink::try_new(
             self.spec.clone(),
@@ -324,6 +308,16 @@ impl ExecutionPlan for ParquetWriterExec {
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
+}
+
+/// The object store a task reaches `location` through, with its URL.
+pub fn task_store(
+    location: &str,
+    context: &TaskContext,
+) -> Result<(ObjectStoreUrl, Arc<dyn ObjectStore>)> {
+    let url = store_url_of(location)?;
+    let store = context.runtime_env().object_store(&url)?;
+    Ok((url, store))
 }
 
 /// The store URL (scheme and authority) part of a location URL.
