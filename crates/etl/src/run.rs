@@ -106,6 +106,10 @@ impl std::fmt::Display for RejectLimit {
     }
 }
 
+/// Times the read of staged files is planned before an object-store error
+/// is final.
+const PLANNING_ATTEMPTS: usize = 3;
+
 /// What a run reads, where it writes, and how.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -277,10 +281,8 @@ impl Run<'_> {
                 .read_batch(empty)
                 .map_err(|e| EtlError::plan(what(), e));
         }
-        self.ctx
-            .read_parquet(urls, ParquetReadOptions::default().schema(&schema))
-            .await
-            .map_err(|e| EtlError::plan(what(), e))
+        let options = || ParquetReadOptions::default().schema(&schema);
+        planned(&what(), || self.ctx.read_parquet(urls.clone(), options())).await
     }
 
     async fn read_staged(&self, kind: InputKind, staged: &[WrittenFile]) -> Result<DataFrame> {
@@ -365,11 +367,8 @@ impl Run<'_> {
         what: &str,
         plan: datafusion::logical_expr::LogicalPlan,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.ctx
-            .state()
-            .create_physical_plan(&plan)
-            .await
-            .map_err(|e| EtlError::plan(what, e))
+        let state = self.ctx.state();
+        planned(what, || state.create_physical_plan(&plan)).await
     }
 
     /// Step 4: report next to the tables, then commit.
@@ -380,6 +379,26 @@ impl Run<'_> {
         let path = self.layout.run_dir().object_path().join("_report.json");
         publish::put(&store, &path, json).await?;
         publish::commit(&store, &self.layout, files).await
+    }
+}
+
+/// Runs a planning step, again on an object-store error. Planning HEADs
+/// every staged file, and object_store does not retry a request whose
+/// connection dropped in some ways; the files exist (this run wrote them),
+/// so planning again is safe.
+async fn planned<T, F>(what: &str, step: impl Fn() -> F) -> Result<T>
+where
+    F: std::future::Future<Output = datafusion::error::Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match step().await {
+            Err(DataFusionError::ObjectStore(e)) if attempt < PLANNING_ATTEMPTS => {
+                tracing::warn!("{what}: {e}; planning again");
+                attempt += 1;
+            }
+            result => return result.map_err(|e| EtlError::plan(what, e)),
+        }
     }
 }
 
