@@ -179,3 +179,49 @@ async fn a_failing_job_reports_the_reason_from_the_cluster() {
         "{stderr}"
     );
 }
+
+/// `submit` in-process with `env` only, reading `input`; its exit code and
+/// its one line of error.
+fn failing_run(env: &[(&str, String)], input: &str) -> (Option<i32>, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let output = submit(
+        &["--input", input, "--output", "s3://lake/out"],
+        &env,
+        &workspace_root(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("sparkify-test-secret"), "{stderr}");
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn credential_and_bucket_errors_are_one_clear_line() {
+    let logs = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(logs.path());
+    s3.create_bucket("lake");
+
+    let mut no_keys = s3.env();
+    no_keys.retain(|(k, _)| !k.starts_with("AWS_ACCESS_KEY") && !k.starts_with("AWS_SECRET"));
+    let (code, stderr) = failing_run(&no_keys, "s3://lake/raw");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no AWS credentials for S3 bucket 'lake'"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = failing_run(&s3.env(), "s3://no-such-bucket/raw");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("s3://no-such-bucket/raw") && stderr.contains("the bucket does not exist"),
+        "{stderr}"
+    );
+
+    let denying = S3Server::start_denying(logs.path());
+    let (code, stderr) = failing_run(&denying.env(), "s3://lake/raw");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("s3://lake/raw") && stderr.contains("access denied"),
+        "{stderr}"
+    );
+}

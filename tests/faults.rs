@@ -1,16 +1,17 @@
 //! Bad input and faults: every record is loaded or quarantined and counted,
-//! limits on rejects hold, transient S3 failures are retried, and a job
-//! survives the loss of an executor.
+//! limits on rejects hold, transient S3 failures are retried, a job
+//! survives the loss of an executor, and a scheduler restart fails a run
+//! clearly without publishing any of it.
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
 
-use e2e::cluster::{Cluster, S3Server};
+use e2e::cluster::{Cluster, FaultProxy, S3Server, list};
 use e2e::expect::{WORKSPACE, check_counts, check_keys, check_workspace_match};
-use e2e::http::{answers, http_request};
+use e2e::http::http_request;
 use e2e::tables::Published;
-use e2e::{Daemon, assert_success, free_port, run_locally, shared_data, submit, workspace_root};
+use e2e::{assert_success, run_locally, shared_data, submit, workspace_root};
 
 const SONG: &str = r#"{"num_songs": 1, "artist_id": "ARBAD01", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "Bad Input Band", "song_id": "SOBAD01", "title": "Corpus", "duration": 200.5, "year": 2001}"#;
 const EVENT: &str = r#"{"artist":"Bad Input Band","auth":"Logged In","firstName":"Ada","gender":"F","itemInSession":0,"lastName":"Lovelace","length":200.5,"level":"free","location":"London","method":"PUT","page":"NextSong","registration":1540000000000.0,"sessionId":7,"song":"Corpus","status":200,"ts":1542000000000,"userAgent":"test","userId":"42"}"#;
@@ -301,31 +302,18 @@ async fn transient_s3_faults_are_retried() {
     s3.upload("lake", &shared_data("udacity-workspace"), "raw")
         .await;
 
-    let proxy_port = free_port();
-    let mut command = Command::new("python3");
-    command
-        .arg(workspace_root().join("tests/tools/fault_proxy.py"))
-        .args(["--listen", &format!("127.0.0.1:{proxy_port}")])
-        .args(["--upstream", &format!("127.0.0.1:{}", s3.port)])
-        .args([
-            "--error-rate",
-            "0.08",
-            "--drop-rate",
-            "0.04",
-            "--latency-ms",
-            "5",
-            "--seed",
-            "7",
-        ]);
-    let mut proxy = Daemon::spawn("fault-proxy", command, logs.path());
-    proxy.wait_until(std::time::Duration::from_secs(30), "answering", || {
-        answers(proxy_port, "/_proxy/stats")
-    });
-
-    let mut env = s3.env();
-    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
-    let endpoint = format!("http://127.0.0.1:{proxy_port}");
-    env.push(("AWS_ENDPOINT_URL", endpoint));
+    let args = [
+        "--error-rate",
+        "0.08",
+        "--drop-rate",
+        "0.04",
+        "--latency-ms",
+        "5",
+        "--seed",
+        "7",
+    ];
+    let proxy = FaultProxy::start(&s3, &args, logs.path());
+    let env = proxy.env(&s3);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let output = submit(
         &["--input", "s3://lake/raw", "--output", "s3://lake/out"],
@@ -334,8 +322,7 @@ async fn transient_s3_faults_are_retried() {
     );
     assert_success(&output);
 
-    let (_, stats) = http_request(proxy_port, "GET", "/_proxy/stats").unwrap();
-    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    let stats = proxy.stats();
     assert!(stats["errors_injected"].as_u64().unwrap() > 0, "{stats}");
     assert!(
         stats["connections_dropped"].as_u64().unwrap() > 0,
@@ -394,4 +381,71 @@ async fn a_job_survives_an_executor_killed_in_the_middle() {
     check_counts(&tables, &WORKSPACE).await;
     check_keys(&tables).await;
     check_workspace_match(&tables).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduler_restart_fails_the_run_clearly_and_a_rerun_publishes_once() {
+    let logs = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(logs.path());
+    s3.create_bucket("lake");
+    s3.upload("lake", &shared_data("udacity-workspace"), "raw")
+        .await;
+    // Every S3 request waits 100 ms, so a run lasts seconds: long enough to
+    // restart the scheduler while a job of it is seen running.
+    let proxy = FaultProxy::start(&s3, &["--latency-ms", "100"], logs.path());
+    let env = proxy.env(&s3);
+    let mut cluster = Cluster::start(1, 2, &env, logs.path());
+    let args: Vec<String> = [
+        "--scheduler",
+        &cluster.address(),
+        "--input",
+        "s3://lake/raw",
+        "--output",
+        "s3://lake/out",
+    ]
+    .map(String::from)
+    .to_vec();
+    let run = {
+        let (args, env) = (args.clone(), env.clone());
+        std::thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            submit(&args, &env, &workspace_root())
+        })
+    };
+    let port = cluster.scheduler_port;
+    cluster
+        .scheduler
+        .wait_until(Duration::from_secs(120), "running a job", || {
+            http_request(port, "GET", "/api/jobs")
+                .is_some_and(|(_, body)| body.contains("\"Running\""))
+        });
+    cluster.restart_scheduler(&[], &env, logs.path());
+
+    let failed = run.join().unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(5), "{stderr}");
+    let stderr = stderr.trim();
+    assert!(
+        stderr.starts_with(&format!(
+            "error: the Ballista scheduler at {} restarted while job",
+            cluster.address()
+        )) && stderr.ends_with("nothing was published, submit again once it is back"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        list(s3.bucket("lake").as_ref(), "out/_LATEST").await.is_empty(),
+        "the failed run published nothing"
+    );
+
+    // The executor registers with the new scheduler on its next heartbeat.
+    cluster.wait_for_executors(1);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rerun = submit(&args, &env, &workspace_root());
+    assert_success(&rerun);
+    let tables = Published::in_store(s3.bucket("lake"), "s3://lake", "out").await;
+    check_counts(&tables, &WORKSPACE).await;
+    check_keys(&tables).await;
 }

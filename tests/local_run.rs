@@ -161,3 +161,157 @@ fn help_explains_every_option() {
         assert!(text.contains(option), "--help mentions {option}:\n{text}");
     }
 }
+
+/// What the report charts on the workspace input: skew over the output
+/// partitions of each partitioned table, and over users.
+const CHART_TITLES: [&str; 5] = [
+    "songs rows by year",
+    "songs per artist",
+    "time rows by year and month",
+    "songplays rows by year and month",
+    "songplays per user",
+];
+
+#[test]
+fn the_html_report_draws_the_numbers_of_the_json_report() {
+    let output = tempfile::tempdir().unwrap();
+    run_locally(&shared_data("udacity-workspace"), output.path(), &[]);
+    let latest = std::fs::read_to_string(output.path().join("_LATEST")).unwrap();
+    let run = output.path().join(latest.trim());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("_report.json")).unwrap()).unwrap();
+    let html = std::fs::read_to_string(run.join("_report.html")).unwrap();
+    // The page starts with `<!DOCTYPE html>`, which roxmltree refuses by default.
+    let xml = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let page = roxmltree::Document::parse_with_options(&html, xml)
+        .unwrap_or_else(|e| panic!("_report.html is not well-formed: {e}"));
+    check_distribution_charts(&page, &json);
+    check_task_charts(&page, &json);
+    check_table_rows(&page, &json);
+}
+
+/// Each chart of the JSON report is drawn once, bar for bar, and songs by
+/// year shows year 0 (songs without a year) dominating.
+fn check_distribution_charts(page: &roxmltree::Document, json: &serde_json::Value) {
+    let charts = json["charts"].as_array().unwrap();
+    let titles: Vec<&str> = charts
+        .iter()
+        .map(|c| c["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, CHART_TITLES);
+    let svgs: Vec<_> = page
+        .descendants()
+        .filter(|n| n.has_tag_name("svg") && n.has_attribute("data-chart"))
+        .collect();
+    let drawn: Vec<&str> = svgs
+        .iter()
+        .map(|s| s.attribute("data-chart").unwrap())
+        .collect();
+    assert_eq!(drawn, titles);
+    for (svg, chart) in svgs.iter().zip(charts) {
+        let bars: Vec<(&str, u64)> = svg
+            .descendants()
+            .filter(|n| n.has_tag_name("rect"))
+            .map(|r| {
+                let value = r.attribute("data-value").unwrap().parse().unwrap();
+                (r.attribute("data-label").unwrap(), value)
+            })
+            .collect();
+        let expected: Vec<(&str, u64)> = chart["bars"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| (b["label"].as_str().unwrap(), b["value"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(bars, expected, "{}", chart["title"]);
+        if chart["title"] == "songs rows by year" {
+            let (year_0, others): (Vec<&(&str, u64)>, Vec<_>) =
+                bars.iter().partition(|(label, _)| *label == "0");
+            let year_0 = year_0.first().expect("a bar for year 0").1;
+            assert!(others.iter().all(|(_, rows)| *rows < year_0), "{bars:?}");
+        }
+    }
+}
+
+/// Every job has a task-duration chart with the min, median and max of
+/// each stage's task times.
+fn check_task_charts(page: &roxmltree::Document, json: &serde_json::Value) {
+    let jobs = json["jobs"].as_array().unwrap();
+    assert!(!jobs.is_empty(), "the report lists the jobs");
+    let svgs: Vec<_> = page
+        .descendants()
+        .filter(|n| n.has_tag_name("svg") && n.has_attribute("data-job"))
+        .collect();
+    assert_eq!(svgs.len(), jobs.len());
+    for (svg, job) in svgs.iter().zip(jobs) {
+        assert_eq!(svg.attribute("data-job"), job["job"].as_str());
+        let drawn: Vec<[&str; 4]> = svg
+            .descendants()
+            .filter(|n| n.has_attribute("data-stage"))
+            .map(|r| {
+                ["data-stage", "data-min-ms", "data-median-ms", "data-max-ms"]
+                    .map(|a| r.attribute(a).unwrap())
+            })
+            .collect();
+        let expected: Vec<[String; 4]> = job["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|stage| {
+                let mut ms: Vec<u64> = stage["task_ms"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_u64().unwrap())
+                    .collect();
+                ms.sort_unstable();
+                let at = |i: usize| ms.get(i).copied().unwrap_or(0).to_string();
+                let max = ms.len().saturating_sub(1);
+                [
+                    stage["stage"].as_str().unwrap().to_string(),
+                    at(0),
+                    at(ms.len() / 2),
+                    at(max),
+                ]
+            })
+            .collect();
+        assert_eq!(drawn, expected, "{}", job["job"]);
+    }
+}
+
+/// The tables table shows the row counts of the JSON report.
+fn check_table_rows(page: &roxmltree::Document, json: &serde_json::Value) {
+    let table = page
+        .descendants()
+        .find(|n| n.attribute("id") == Some("tables"))
+        .expect("a table of the output tables");
+    let cells = |row: roxmltree::Node| -> Vec<String> {
+        row.children()
+            .filter(|c| c.has_tag_name("th") || c.has_tag_name("td"))
+            .map(|c| c.text().unwrap_or("").to_string())
+            .collect()
+    };
+    let mut rows = table
+        .descendants()
+        .filter(|n| n.has_tag_name("tr"))
+        .map(cells);
+    let header = rows.next().unwrap();
+    let column = header.iter().position(|h| h == "rows").unwrap();
+    let shown: Vec<(String, String)> = rows.map(|r| (r[0].clone(), r[column].clone())).collect();
+    let expected: Vec<(String, String)> = json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["rows"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, expected);
+    assert_eq!(shown.len(), 5);
+}

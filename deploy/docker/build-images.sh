@@ -1,70 +1,110 @@
 #!/usr/bin/env bash
-# Builds the project's images without pulling anything: each is FROM scratch
-# with a root filesystem assembled here from the build machine.
+# Builds the images docker-compose.yml runs, without pulling anything: each is
+# FROM scratch with a root filesystem assembled here from the build machine.
 #
-#   deploy/docker/build-images.sh            sparkify-lake:latest (release binaries)
-#   PROFILE=debug deploy/docker/build-images.sh
-#   WITH_S3=1 deploy/docker/build-images.sh  also sparkify-s3:latest (moto, for tests)
+#   sparkify-lake:latest  submit, scheduler and executor (stripped), curl for health checks
+#   sparkify-s3:latest    Python with moto (an S3 API server) and boto3 (the input loader)
+#
+#   deploy/docker/build-images.sh                  release binaries (cargo build --release)
+#   PROFILE=debug deploy/docker/build-images.sh    debug binaries (cargo build)
+#   BIN_DIR=dir deploy/docker/build-images.sh      binaries already built in dir: no cargo
+#
+# An image is rebuilt only when its root filesystem or Dockerfile changed: the
+# label sparkify.inputs holds their hash. moto is installed from PyPI once and
+# kept in $SPARKIFY_IMAGE_CACHE (default ~/.cache/sparkify-images).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 profile="${PROFILE:-release}"
-target_dir="${CARGO_TARGET_DIR:-target}"
+cache="${SPARKIFY_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sparkify-images}"
+moto_requirements=('moto[s3]>=5.2.5' 'flask' 'flask-cors')
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# Copies files and every shared library they load into a rootfs, keeping paths.
-copy_with_libraries() {
-  local rootfs="$1"; shift
-  for file in "$@"; do
-    install -D "$file" "$rootfs$file"
-    ldd "$file" | grep -o '/[^ ]*' | while read -r lib; do
-      install -D "$(readlink -f "$lib")" "$rootfs$lib"
-    done
-  done
-}
-
-# The base every image shares: a user, CA certificates, name resolution, /tmp.
+# The base every image shares: users, name resolution, CA certificates, /tmp,
+# and /var/lib/sparkify (the Dockerfiles give it to the sparkify user).
 base_rootfs() {
   local rootfs="$1"
   install -d -m 1777 "$rootfs/tmp"
-  install -d -o 10001 -g 10001 "$rootfs/var/lib/sparkify"
-  install -D /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  install -d "$rootfs/var/lib/sparkify/work"
+  install -D -m 644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
   printf 'root:x:0:0::/:/sbin/nologin\nsparkify:x:10001:10001::/var/lib/sparkify:/sbin/nologin\n' > "$rootfs/etc/passwd"
   printf 'root:x:0:\nsparkify:x:10001:\n' > "$rootfs/etc/group"
   printf 'hosts: files dns\n' > "$rootfs/etc/nsswitch.conf"
 }
 
-echo "building $profile binaries"
-if [ "$profile" = release ]; then
-  cargo build --release -p submit -p scheduler -p executor
+# Copies every shared library the programs and libraries in a rootfs load
+# into it, at the path the dynamic loader looks for it.
+copy_libraries() {
+  local rootfs="$1"
+  find "$rootfs" -type f \( -name '*.so' -o -name '*.so.*' -o -perm -u+x \) -print0 |
+    { xargs -0 -r ldd 2>/dev/null || true; } | awk '$2 == "=>" && $3 ~ /^\// { print $3 } /^[ \t]+\// { print $1 }' |
+    sort -u | while read -r lib; do
+      [ -e "$rootfs$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$rootfs$lib"
+    done
+}
+
+# Builds image $1 from folder $2 (rootfs/ and Dockerfile) unless an image of
+# that name already holds the same inputs.
+build_image() {
+  local image="$1" dir="$2" inputs current
+  inputs="$( (tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$dir" -cf - . | sha256sum) | cut -c1-64)"
+  current="$(docker image inspect -f '{{index .Config.Labels "sparkify.inputs"}}' "$image" 2>/dev/null || true)"
+  if [ "$current" = "$inputs" ]; then
+    echo "$image is up to date"
+    return
+  fi
+  echo "building $image"
+  docker build --quiet --label "sparkify.inputs=$inputs" -t "$image" "$dir" 2> >(grep -v -i 'deprecated\|buildx\|^\s*$' >&2) >/dev/null
+}
+
+if [ -n "${BIN_DIR:-}" ]; then
+  bin_dir="$BIN_DIR"
+elif [ "$profile" = release ]; then
+  cargo build --release --workspace --bins
+  bin_dir="${CARGO_TARGET_DIR:-target}/release"
 else
   cargo build --workspace --bins
+  bin_dir="${CARGO_TARGET_DIR:-target}/$profile"
 fi
 
 lake="$work/lake"
 base_rootfs "$lake/rootfs"
+install -d "$lake/rootfs/usr/local/bin"
 for binary in submit scheduler executor; do
-  install -D "$target_dir/$profile/$binary" "$lake/rootfs/usr/local/bin/$binary"
+  # Symbols stay (panics still name functions); debug information goes.
+  strip --strip-debug -o "$lake/rootfs/usr/local/bin/$binary" "$bin_dir/$binary"
 done
-copy_with_libraries "$lake/rootfs" "$lake"/rootfs/usr/local/bin/*
-# copy_with_libraries copied the binaries to their own absolute path too; drop those.
-rm -rf "${lake:?}/rootfs$lake"
-cp deploy/docker/Dockerfile "$lake/"
-docker build --quiet -t sparkify-lake:latest "$lake"
+install -D "$(command -v curl)" "$lake/rootfs/usr/bin/curl"
+copy_libraries "$lake/rootfs"
+cp deploy/docker/Dockerfile "$lake/Dockerfile"
+build_image sparkify-lake:latest "$lake"
 
-if [ "${WITH_S3:-0}" = 1 ]; then
-  s3="$work/s3"
-  python="$(readlink -f "$(command -v python3)")"
-  prefix="$(python3 -c 'import sys; print(sys.base_prefix)')"
-  version="$(python3 -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')"
-  base_rootfs "$s3/rootfs"
-  copy_with_libraries "$s3/rootfs" "$python"
-  ln -s "$python" "$s3/rootfs/usr/local/bin/python3"
-  mkdir -p "$s3/rootfs$prefix/lib"
-  tar -C "$prefix/lib" --exclude="python$version/site-packages" --exclude="python$version/test" \
-      --exclude='__pycache__' -cf - "python$version" | tar -C "$s3/rootfs$prefix/lib" -xf -
-  python3 -m pip install --quiet --no-compile --target "$s3/rootfs/opt/moto" 'moto[s3,server]>=5.2.5'
-  cp deploy/docker/Dockerfile.s3 "$s3/Dockerfile"
-  docker build --quiet -t sparkify-s3:latest "$s3"
+s3="$work/s3"
+python="$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')"
+prefix="$(python3 -c 'import sys; print(sys.base_prefix)')"
+version="$(python3 -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')"
+moto="$cache/moto-py$version"
+if [ "$(cat "$moto.installed" 2>/dev/null)" != "${moto_requirements[*]}" ]; then
+  echo "installing ${moto_requirements[*]} into $moto"
+  rm -rf "$moto" "$moto.installed"
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
+    --target "$moto" "${moto_requirements[@]}"
+  echo "${moto_requirements[*]}" > "$moto.installed"
 fi
+base_rootfs "$s3/rootfs"
+install -D "$python" "$s3/rootfs$python"
+install -d "$s3/rootfs/usr/local/bin" "$s3/rootfs$prefix/lib" "$s3/rootfs/opt"
+ln -s "$python" "$s3/rootfs/usr/local/bin/python3"
+# The standard library, without its tests, IDE, Tk, static library and pip's wheels.
+tar -C "$prefix/lib" --exclude="python$version/site-packages" --exclude="python$version/test" \
+  --exclude="python$version/config-*" --exclude="python$version/idlelib" \
+  --exclude="python$version/tkinter" --exclude="python$version/turtledemo" \
+  --exclude="python$version/ensurepip" --exclude="python$version/lib2to3" \
+  -cf - "python$version" | tar -C "$s3/rootfs$prefix/lib" -xf -
+cp -a "$moto" "$s3/rootfs/opt/moto"
+rm -rf "$s3/rootfs/opt/moto/bin"
+copy_libraries "$s3/rootfs"
+cp deploy/docker/Dockerfile.s3 "$s3/Dockerfile"
+build_image sparkify-s3:latest "$s3"
+
 docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^sparkify-'

@@ -11,7 +11,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::http::{answers, http_request};
-use crate::{Daemon, binary, free_port};
+use crate::{Daemon, binary, free_port, workspace_root};
 
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -23,10 +23,22 @@ pub struct S3Server {
 
 impl S3Server {
     pub fn start(log_dir: &Path) -> Self {
+        Self::start_with("moto", &[], log_dir)
+    }
+
+    /// A server that checks every request's credentials against its own
+    /// IAM users, of which it has none: every signed request is denied.
+    pub fn start_denying(log_dir: &Path) -> Self {
+        Self::start_with("moto-denying", &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")], log_dir)
+    }
+
+    fn start_with(name: &str, env: &[(&str, &str)], log_dir: &Path) -> Self {
         let port = free_port();
         let mut command = Command::new("moto_server");
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        let mut daemon = Daemon::spawn("moto", command, log_dir);
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied());
+        let mut daemon = Daemon::spawn(name, command, log_dir);
         daemon.wait_until(STARTUP, "answering", || answers(port, "/moto-api/"));
         Self {
             port,
@@ -131,16 +143,7 @@ impl Cluster {
         log_dir: &Path,
     ) -> Self {
         let scheduler_port = free_port();
-        let mut command = Command::new(binary("scheduler"));
-        command
-            .args(["--bind-port", &scheduler_port.to_string()])
-            .args(scheduler_args)
-            .envs(env.iter().map(|(k, v)| (k, v)));
-        let mut scheduler = Daemon::spawn("scheduler", command, log_dir);
-        scheduler.wait_until(STARTUP, "answering", || {
-            answers(scheduler_port, "/api/version")
-        });
-
+        let scheduler = start_scheduler("scheduler", scheduler_port, scheduler_args, env, log_dir);
         let mut cluster = Self {
             scheduler_port,
             executors: Vec::new(),
@@ -151,6 +154,19 @@ impl Cluster {
         }
         cluster.wait_for_executors(executors);
         cluster
+    }
+
+    /// Kills the scheduler (SIGKILL) and starts a new one on the same port,
+    /// logging to `scheduler-restarted.log`.
+    pub fn restart_scheduler(&mut self, args: &[&str], env: &[(&str, String)], log_dir: &Path) {
+        self.scheduler.kill();
+        self.scheduler = start_scheduler(
+            "scheduler-restarted",
+            self.scheduler_port,
+            args,
+            env,
+            log_dir,
+        );
     }
 
     /// Waits until the scheduler lists `expected` executors.
@@ -199,6 +215,63 @@ impl Cluster {
 
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.scheduler_port)
+    }
+}
+
+/// A scheduler on `port`, once it answers.
+fn start_scheduler(
+    name: &str,
+    port: u16,
+    args: &[&str],
+    env: &[(&str, String)],
+    log_dir: &Path,
+) -> Daemon {
+    let mut command = Command::new(binary("scheduler"));
+    command
+        .args(["--bind-port", &port.to_string()])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let mut scheduler = Daemon::spawn(name, command, log_dir);
+    scheduler.wait_until(STARTUP, "answering", || answers(port, "/api/version"));
+    scheduler
+}
+
+/// `tests/tools/fault_proxy.py` in front of an S3 server: it delays, fails
+/// or drops requests as its arguments say.
+pub struct FaultProxy {
+    pub port: u16,
+    _daemon: Daemon,
+}
+
+impl FaultProxy {
+    pub fn start(s3: &S3Server, args: &[&str], log_dir: &Path) -> Self {
+        let port = free_port();
+        let mut command = Command::new("python3");
+        command
+            .arg(workspace_root().join("tests/tools/fault_proxy.py"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--upstream", &format!("127.0.0.1:{}", s3.port)])
+            .args(args);
+        let mut daemon = Daemon::spawn("fault-proxy", command, log_dir);
+        daemon.wait_until(STARTUP, "answering", || answers(port, "/_proxy/stats"));
+        Self {
+            port,
+            _daemon: daemon,
+        }
+    }
+
+    /// `s3`'s environment with the proxy as the endpoint.
+    pub fn env(&self, s3: &S3Server) -> Vec<(&'static str, String)> {
+        let mut env = s3.env();
+        env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port)));
+        env
+    }
+
+    /// What the proxy has done so far: requests, errors injected, drops.
+    pub fn stats(&self) -> serde_json::Value {
+        let (_, body) = http_request(self.port, "GET", "/_proxy/stats").expect("proxy answers");
+        serde_json::from_str(&body).expect("stats are JSON")
     }
 }
 

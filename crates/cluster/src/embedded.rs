@@ -8,17 +8,18 @@ use std::net::TcpListener as StdListener;
 use ballista_executor::executor_process::ExecutorProcessConfig;
 use ballista_scheduler::config::SchedulerConfig;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::error::ClusterError;
 use crate::{executor, scheduler};
 
 const LOOPBACK: &str = "127.0.0.1";
 
-/// The running in-process cluster; dropping it stops it.
+/// The running in-process cluster. It runs until the async runtime shuts
+/// down, which stops all of its tasks at once: aborting only the two
+/// top-level tasks would leave Ballista's inner tasks (the executor's gRPC
+/// service) running against closed channels, and its executor panics on that.
 pub struct EmbeddedCluster {
     address: String,
-    tasks: Vec<JoinHandle<()>>,
     _work_dir: tempfile::TempDir,
 }
 
@@ -34,7 +35,7 @@ impl EmbeddedCluster {
                 .with_port(port)
                 .with_scheduler_policy(TaskSchedulingPolicy::PushStaged),
         );
-        let scheduler_task = tokio::spawn(async move {
+        tokio::spawn(async move {
             if let Err(e) = scheduler::serve(scheduler_config, listener).await {
                 tracing::error!("in-process scheduler stopped: {e}");
             }
@@ -58,14 +59,13 @@ impl EmbeddedCluster {
             task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
             ..ExecutorProcessConfig::default()
         });
-        let executor_task = tokio::spawn(async move {
+        tokio::spawn(async move {
             if let Err(e) = executor::run(executor_config).await {
                 tracing::error!("in-process executor stopped: {e}");
             }
         });
         Ok(Self {
             address: format!("{LOOPBACK}:{port}"),
-            tasks: vec![scheduler_task, executor_task],
             _work_dir: work_dir,
         })
     }
@@ -73,14 +73,6 @@ impl EmbeddedCluster {
     /// The scheduler's `host:port`.
     pub fn scheduler(&self) -> &str {
         &self.address
-    }
-}
-
-impl Drop for EmbeddedCluster {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }
 

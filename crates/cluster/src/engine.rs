@@ -13,14 +13,17 @@ use ballista_core::execution_plans::execute_physical_plan;
 use ballista_core::extension::SessionConfigExt;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::common::Result;
+use datafusion::error::DataFusionError;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::PhysicalPlanNode;
-use etl::run::Engine;
+use etl::report::JobReport;
+use etl::run::{Engine, JobOutput};
 use futures::TryStreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::rest::SchedulerRest;
+use crate::error::ClusterError;
+use crate::rest::{SchedulerIdentity, SchedulerRest};
 use crate::session::physical_codec;
 
 /// How often progress is read from the scheduler.
@@ -29,6 +32,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// Submits jobs to one scheduler.
 pub struct BallistaEngine {
     rest: SchedulerRest,
+    /// The scheduler process jobs are submitted to.
+    scheduler: SchedulerIdentity,
     config: SessionConfig,
     session_id: String,
     progress: MultiProgress,
@@ -36,13 +41,33 @@ pub struct BallistaEngine {
 
 impl BallistaEngine {
     /// An engine for the scheduler behind `rest`; see [`SchedulerRest::connect`].
-    pub fn new(rest: SchedulerRest, config: SessionConfig, progress: MultiProgress) -> Self {
-        Self {
+    pub async fn new(
+        rest: SchedulerRest,
+        config: SessionConfig,
+        progress: MultiProgress,
+    ) -> Result<Self, ClusterError> {
+        Ok(Self {
+            scheduler: rest.identity().await?,
             rest,
             config,
             session_id: uuid::Uuid::new_v4().to_string(),
             progress,
-        }
+        })
+    }
+
+    /// Why job `name` failed when the scheduler it ran on is gone or was
+    /// replaced: Ballista's client then reports only a closed stream.
+    async fn scheduler_lost(&self, name: &str) -> Option<ClusterError> {
+        let what = match self.rest.identity().await {
+            Err(_) => "stopped",
+            Ok(identity) if identity != self.scheduler => "restarted",
+            Ok(_) => return None,
+        };
+        Some(ClusterError::SchedulerLost {
+            scheduler: self.rest.address().to_string(),
+            job: name.to_string(),
+            what,
+        })
     }
 
     /// The REST API of the scheduler this engine submits to.
@@ -109,9 +134,40 @@ impl BallistaEngine {
     }
 }
 
+impl BallistaEngine {
+    /// How job `name` ran, from the scheduler; without stages when the
+    /// scheduler cannot say (the run itself has succeeded by then).
+    async fn job_report(&self, name: &str, job_name: &str, seconds: f64) -> JobReport {
+        let mut report = JobReport {
+            job: name.to_string(),
+            seconds,
+            ..JobReport::default()
+        };
+        let job = match self.rest.jobs().await {
+            Ok(jobs) => jobs.into_iter().find(|j| j.job_name == job_name),
+            Err(e) => {
+                tracing::warn!(job = name, "no stage metrics: {e}");
+                None
+            }
+        };
+        if let Some(job) = job {
+            match self.rest.stages(&job.job_id).await {
+                Ok(stages) => report.stages = stages.stages.iter().map(|s| s.report()).collect(),
+                Err(e) => tracing::warn!(job = name, "no stage metrics: {e}"),
+            }
+            report.job_id = job.job_id;
+        }
+        report
+    }
+}
+
 #[async_trait]
 impl Engine for BallistaEngine {
-    async fn run_job(&self, name: &str, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
+    fn explain(&self, plan: Arc<dyn ExecutionPlan>) -> Result<String> {
+        crate::explain::distributed_plan(plan, self.config.options())
+    }
+
+    async fn run_job(&self, name: &str, plan: Arc<dyn ExecutionPlan>) -> Result<JobOutput> {
         let job_name = self.job_name(name);
         let config = self.config.clone().with_ballista_job_name(&job_name);
         let bar = self.progress.add(ProgressBar::new(1));
@@ -123,7 +179,11 @@ impl Engine for BallistaEngine {
             .progress_chars("=> "),
         );
         bar.set_prefix(name.to_string());
-        let follower = tokio::spawn(Self::follow(self.rest.clone(), job_name, bar.clone()));
+        let follower = tokio::spawn(Self::follow(
+            self.rest.clone(),
+            job_name.clone(),
+            bar.clone(),
+        ));
         let started = Instant::now();
         let mut attempt = 1;
         let result = loop {
@@ -139,16 +199,22 @@ impl Engine for BallistaEngine {
             }
         };
         follower.abort();
+        let result = match result {
+            Err(e) => match self.scheduler_lost(name).await {
+                Some(lost) => Err(DataFusionError::External(Box::new(lost))),
+                None => Err(e),
+            },
+            ok => ok,
+        };
         bar.finish_with_message(match &result {
             Ok(_) => format!("done in {:.1}s", started.elapsed().as_secs_f64()),
             Err(_) => "failed".to_string(),
         });
-        tracing::debug!(
-            job = name,
-            seconds = started.elapsed().as_secs_f64(),
-            ok = result.is_ok(),
-            "job finished"
-        );
-        result
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::debug!(job = name, seconds, ok = result.is_ok(), "job finished");
+        Ok(JobOutput {
+            batches: result?,
+            report: self.job_report(name, &job_name, seconds).await,
+        })
     }
 }

@@ -13,6 +13,18 @@ pub enum ClusterError {
     #[error("no executor registered with the scheduler at {scheduler} within {}s", waited.as_secs())]
     NoExecutors { scheduler: String, waited: Duration },
 
+    /// The scheduler stopped or restarted while a job ran: the job is gone
+    /// with it, and nothing of the run was published.
+    #[error(
+        "the Ballista scheduler at {scheduler} {what} while job '{job}' ran; nothing was published, \
+         submit again once it is back"
+    )]
+    SchedulerLost {
+        scheduler: String,
+        job: String,
+        what: &'static str,
+    },
+
     #[error("starting the in-process cluster: {0}")]
     Embedded(String),
 }

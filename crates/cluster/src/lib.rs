@@ -5,12 +5,13 @@
 //! - [`scheduler`], [`executor`]: Ballista's scheduler and executor with our setup;
 //! - [`embedded`]: both in the client process, for the zero-setup default;
 //! - [`engine`]: submitting jobs and following their progress; [`rest`]: the
-//!   scheduler's REST API.
+//!   scheduler's REST API; [`explain`]: a job's stages without running it.
 
 pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod explain;
 pub mod logging;
 pub mod object_stores;
 pub mod rest;

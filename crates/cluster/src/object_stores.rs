@@ -83,16 +83,51 @@ fn s3_store(url: &Url) -> Result<object_store::aws::AmazonS3> {
     if endpoint_is_plain_http() {
         builder = builder.with_allow_http(true);
     }
+    if let Some(why) = no_credentials() {
+        return Err(DataFusionError::Configuration(format!(
+            "no AWS credentials for S3 bucket '{bucket}': set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY ({why})"
+        )));
+    }
     builder
         .build()
         .map_err(|e| DataFusionError::Configuration(format!("S3 bucket '{bucket}': {e}")))
 }
 
-fn endpoint_is_plain_http() -> bool {
+/// Why no credentials can be found, when that is certain before any
+/// request: no static keys, no web identity or container credentials, and
+/// no instance metadata to fall back to (an S3-compatible endpoint has
+/// none, and `AWS_EC2_METADATA_DISABLED` says so). Without this check the
+/// first request would wait out the metadata service's timeouts.
+fn no_credentials() -> Option<&'static str> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
+    let other_sources = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ];
+    if other_sources.iter().any(|name| set(name)) {
+        return None;
+    }
+    if std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Some("AWS_EC2_METADATA_DISABLED is true");
+    }
+    endpoint()
+        .is_some()
+        .then_some("an S3-compatible endpoint has no instance metadata to take them from")
+}
+
+/// The S3-compatible endpoint the environment names, if any.
+fn endpoint() -> Option<String> {
     ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3"]
         .iter()
         .filter_map(|name| std::env::var(name).ok())
-        .any(|endpoint| endpoint.starts_with("http://"))
+        .find(|endpoint| !endpoint.is_empty())
+}
+
+fn endpoint_is_plain_http() -> bool {
+    endpoint().is_some_and(|endpoint| endpoint.starts_with("http://"))
 }
 
 /// Transient failures (5xx, throttling, dropped connections, timeouts) are

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use etl::report::StageReport;
 use serde::Deserialize;
 
 use crate::error::ClusterError;
@@ -58,6 +59,14 @@ impl ExecutorInfo {
     }
 }
 
+/// Which scheduler process answers: a restarted scheduler has a new start
+/// time, and has forgotten every job the old one ran.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SchedulerIdentity {
+    pub scheduler_id: String,
+    pub started: u128,
+}
+
 /// The stages of a job, as `/api/job/{id}/stages` lists them.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Stages {
@@ -69,12 +78,21 @@ pub struct StageInfo {
     pub stage_id: String,
     pub stage_status: String,
     #[serde(default)]
+    pub input_rows: u64,
+    #[serde(default)]
+    pub output_rows: u64,
+    #[serde(default)]
     pub tasks: Vec<Option<TaskInfo>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct TaskInfo {
     pub status: serde_json::Value,
+    /// Milliseconds since the epoch.
+    #[serde(default)]
+    pub start_exec_time: u64,
+    #[serde(default)]
+    pub end_exec_time: u64,
     #[serde(default)]
     pub exec_duration: u64,
 }
@@ -82,6 +100,23 @@ pub struct TaskInfo {
 impl TaskInfo {
     pub fn succeeded(&self) -> bool {
         self.status.as_str() == Some("Successful")
+    }
+}
+
+impl StageInfo {
+    /// The stage as the run report shows it.
+    pub fn report(&self) -> StageReport {
+        let tasks: Vec<&TaskInfo> = self.tasks.iter().flatten().collect();
+        let first = tasks.iter().map(|t| t.start_exec_time).min().unwrap_or(0);
+        let last = tasks.iter().map(|t| t.end_exec_time).max().unwrap_or(0);
+        StageReport {
+            stage: self.stage_id.clone(),
+            tasks: tasks.len(),
+            seconds: last.saturating_sub(first) as f64 / 1000.0,
+            input_rows: self.input_rows,
+            output_rows: self.output_rows,
+            task_ms: tasks.iter().map(|t| t.exec_duration).collect(),
+        }
     }
 }
 
@@ -152,6 +187,10 @@ impl SchedulerRest {
     /// Ballista's version, which doubles as a liveness check.
     pub async fn version(&self) -> Result<serde_json::Value, ClusterError> {
         self.get("/api/version").await
+    }
+
+    pub async fn identity(&self) -> Result<SchedulerIdentity, ClusterError> {
+        self.get("/api/state").await
     }
 
     pub async fn executors(&self) -> Result<Vec<ExecutorInfo>, ClusterError> {

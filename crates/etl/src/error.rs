@@ -2,6 +2,8 @@
 
 use datafusion::error::DataFusionError;
 
+use crate::extract::scan::STRICT_REJECT;
+
 pub type Result<T, E = EtlError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +19,7 @@ pub enum EtlError {
     NoInput { location: String, ignored: usize },
 
     /// An object store request failed; `context` says what we were doing.
-    #[error("{context}: {error}")]
+    #[error("{context}: {}", store_reason(error))]
     Store {
         context: String,
         error: object_store::Error,
@@ -43,6 +45,15 @@ pub enum EtlError {
         rejects: String,
     },
 
+    /// `--strict` stopped the run at a record that cannot be loaded.
+    #[error("{0}")]
+    StrictReject(String),
+
+    /// The engine itself failed while running a job (its scheduler went
+    /// away, say): its own error says what happened.
+    #[error("{0}")]
+    Engine(Box<dyn std::error::Error + Send + Sync>),
+
     /// A job on the engine failed; the message is the engine's reason.
     #[error("{job} failed: {error}")]
     Job { job: String, error: DataFusionError },
@@ -55,11 +66,49 @@ pub enum EtlError {
     },
 }
 
+/// An object store error in the words a user acts on: a missing bucket and
+/// denied access say so; anything else keeps the store's own message.
+fn store_reason(error: &object_store::Error) -> String {
+    use object_store::Error::{NotFound, PermissionDenied, Unauthenticated};
+    match error {
+        NotFound { .. } if error.to_string().contains("NoSuchBucket") => {
+            "the bucket does not exist".to_string()
+        }
+        PermissionDenied { .. } | Unauthenticated { .. } => {
+            "access denied (check the credentials and the bucket's policy)".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
 impl EtlError {
     pub fn store(context: impl Into<String>, source: object_store::Error) -> Self {
+        tracing::debug!("object store error: {source:?}");
         EtlError::Store {
             context: context.into(),
             error: source,
+        }
+    }
+
+    /// A failed job. When `--strict` stopped it, the error is the one line
+    /// that names the record's file, line and reason: Ballista hands the
+    /// executor's error to the client wrapped in its own words and in the
+    /// debug form of the error types it passed through.
+    pub fn job(job: impl Into<String>, error: DataFusionError) -> Self {
+        if let DataFusionError::External(engine) = error {
+            return EtlError::Engine(engine);
+        }
+        let text = error.to_string();
+        match text.find(STRICT_REJECT) {
+            Some(start) => {
+                let record = text[start..].trim_end_matches(')');
+                let record = record.strip_suffix('"').unwrap_or(record);
+                EtlError::StrictReject(record.replace("\\\"", "\"").replace("\\\\", "\\"))
+            }
+            None => EtlError::Job {
+                job: job.into(),
+                error,
+            },
         }
     }
 
@@ -68,5 +117,33 @@ impl EtlError {
             what: what.into(),
             error: source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_strict_reject_is_unwrapped_to_its_record() {
+        let executor = DataFusionError::Execution(format!(
+            "{STRICT_REJECT} (events) at file:/in/log_data/a.json:6: malformed JSON: \"x\" is not a key"
+        ));
+        let wrapped = DataFusionError::Execution(format!(
+            "Job 038G failed: Task failed due to runtime execution error: DataFusionError(Shared(External({executor:?})))"
+        ));
+        let error = EtlError::job("stage events", wrapped);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{STRICT_REJECT} (events) at file:/in/log_data/a.json:6: malformed JSON: \"x\" is not a key"
+            )
+        );
+    }
+
+    #[test]
+    fn other_job_failures_keep_the_engine_reason() {
+        let error = EtlError::job("songs", DataFusionError::Execution("disk full".into()));
+        assert_eq!(error.to_string(), "songs failed: Execution error: disk full");
     }
 }

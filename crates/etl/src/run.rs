@@ -16,16 +16,18 @@
 //! 4. **publish**: the files the jobs reported are committed (see
 //!    [`crate::load::publish`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::Schema;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::{DataFrame, ParquetReadOptions, col};
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{DataFrame, col, lit};
 use futures::future::try_join_all;
 use object_store::ObjectStore;
 
@@ -35,21 +37,34 @@ use crate::extract::listing::{InputListing, list_input};
 use crate::extract::scan::{RawScanExec, RejectPolicy, ScanSpec, file_list};
 use crate::load::plan::WriteNode;
 use crate::load::publish::{self, RunLayout};
-use crate::load::writer::{Clustering, ParquetWriterExec, WriteSpec, WrittenFile, written_files};
+use crate::load::staged::StagedFiles;
+use crate::load::writer::{
+    Clustering, ParquetWriterExec, WriteSpec, WrittenFile, store_url_of, written_files,
+};
 use crate::location::Location;
-use crate::report::{InputReport, RunReport, TableReport};
+use crate::report::{InputReport, JobReport, RunReport, TableReport, charts};
 use crate::schema::{InputKind, STATUS, STATUS_OK, STATUS_REJECTED, reject_fields};
 use crate::tables::{Staged, TABLES, TableDef};
 
 /// Runs physical plans: Ballista in-process or on a cluster.
 #[async_trait]
 pub trait Engine: Send + Sync {
-    /// Runs `plan` as one job named `name` and returns its output rows.
+    /// Runs `plan` as one job named `name`: its output rows, and how it ran.
     async fn run_job(
         &self,
         name: &str,
         plan: Arc<dyn ExecutionPlan>,
-    ) -> datafusion::error::Result<Vec<RecordBatch>>;
+    ) -> datafusion::error::Result<JobOutput>;
+
+    /// How the engine would run `plan`: its stages, what each shuffles on,
+    /// and how many partitions each has.
+    fn explain(&self, plan: Arc<dyn ExecutionPlan>) -> datafusion::error::Result<String>;
+}
+
+/// What a job gave back.
+pub struct JobOutput {
+    pub batches: Vec<RecordBatch>,
+    pub report: JobReport,
 }
 
 /// How much rejected input a run tolerates before it fails unpublished.
@@ -106,10 +121,6 @@ impl std::fmt::Display for RejectLimit {
     }
 }
 
-/// Times the read of staged files is planned before an object-store error
-/// is final.
-const PLANNING_ATTEMPTS: usize = 3;
-
 /// What a run reads, where it writes, and how.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -131,12 +142,7 @@ pub async fn run_etl(
     config: &RunConfig,
 ) -> Result<RunReport> {
     let started = Instant::now();
-    let run = Run {
-        ctx,
-        engine,
-        config,
-        layout: RunLayout::new(config.output.clone()),
-    };
+    let run = Run::new(ctx, engine, config);
     let (songs, events) =
         futures::try_join!(run.list(InputKind::Songs), run.list(InputKind::Events))?;
     publish::begin(&run.store(&config.output)?, &run.layout).await?;
@@ -164,15 +170,25 @@ pub async fn run_etl(
     run.check_reject_limit(&inputs)?;
 
     let staged = Staged {
-        songs: run.read_staged(InputKind::Songs, &staged_songs).await?,
-        events: run.read_staged(InputKind::Events, &staged_events).await?,
+        songs: run.read_status(InputKind::Songs, &staged_songs, STATUS_OK)?,
+        events: run.read_status(InputKind::Events, &staged_events, STATUS_OK)?,
     };
-    let written = try_join_all(TABLES.iter().map(|table| run.write_table(table, &staged))).await?;
+    let (written, plays_per_user) = futures::try_join!(
+        try_join_all(TABLES.iter().map(|table| run.write_table(table, &staged))),
+        run.plays_per_user(&staged)
+    )?;
     let mut tables = Vec::new();
-    for (report, files) in written {
+    let mut charts = Vec::new();
+    for (table, (report, files)) in TABLES.iter().zip(written) {
+        charts.extend(table.charts.iter().map(|chart| chart.draw(table.name, &files)));
         tables.push(report);
         committed.extend(files);
     }
+    charts.push(charts::keys_per_count(
+        "songplays per user",
+        "user",
+        plays_per_user,
+    ));
     crash::point(crash::WRITTEN);
 
     let report = RunReport {
@@ -183,9 +199,51 @@ pub async fn run_etl(
         seconds: started.elapsed().as_secs_f64(),
         inputs,
         tables,
+        jobs: std::mem::take(&mut *run.jobs.lock().unwrap_or_else(|e| e.into_inner())),
+        charts,
     };
     run.publish(&report, &committed).await?;
     Ok(report)
+}
+
+/// Every job of a run as the engine would run it, without running any:
+/// the input is listed, the tables are planned over the files staging
+/// would write (estimated from the input's size), and each plan is shown
+/// as DataFusion plans it and as the engine splits it into stages.
+pub async fn explain_run(
+    ctx: &SessionContext,
+    engine: &dyn Engine,
+    config: &RunConfig,
+) -> Result<String> {
+    let run = Run::new(ctx, engine, config);
+    let (songs, events) =
+        futures::try_join!(run.list(InputKind::Songs), run.list(InputKind::Events))?;
+    let mut jobs = Vec::new();
+    for (kind, listing) in [(InputKind::Songs, &songs), (InputKind::Events, &events)] {
+        let plan = run.stage_plan(kind, listing)?;
+        jobs.push((format!("stage {}", kind.name()), None, plan));
+    }
+    let staged = Staged {
+        songs: run.read_status(InputKind::Songs, &run.expected_staging(InputKind::Songs, &songs), STATUS_OK)?,
+        events: run.read_status(InputKind::Events, &run.expected_staging(InputKind::Events, &events), STATUS_OK)?,
+    };
+    for table in &TABLES {
+        let logical = run.table_logical_plan(table, &staged)?;
+        let physical = run.physical_plan(table.name, logical.clone()).await?;
+        jobs.push((table.name.to_string(), Some(logical), physical));
+    }
+    let mut text = String::new();
+    for (name, logical, physical) in jobs {
+        text.push_str(&format!("== job: {name} ==\n"));
+        if let Some(logical) = logical {
+            text.push_str(&format!("-- logical plan --\n{}\n", logical.display_indent()));
+        }
+        let stages = engine
+            .explain(physical)
+            .map_err(|e| EtlError::plan(format!("explaining {name}"), e))?;
+        text.push_str(&format!("-- distributed plan --\n{stages}\n"));
+    }
+    Ok(text)
 }
 
 /// The state a run carries between its steps.
@@ -194,11 +252,23 @@ struct Run<'a> {
     engine: &'a dyn Engine,
     config: &'a RunConfig,
     layout: RunLayout,
+    /// Each finished job, in the order they finished.
+    jobs: Mutex<Vec<JobReport>>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(ctx: &'a SessionContext, engine: &'a dyn Engine, config: &'a RunConfig) -> Self {
+        Self {
+            ctx,
+            engine,
+            config,
+            layout: RunLayout::new(config.output.clone()),
+            jobs: Mutex::new(Vec::new()),
+        }
+    }
+
     fn store(&self, location: &Location) -> Result<Arc<dyn ObjectStore>> {
-        let url = crate::load::writer::store_url_of(&location.url())
+        let url = store_url_of(&location.url())
             .map_err(|e| EtlError::plan("object store", e))?;
         self.ctx
             .runtime_env()
@@ -217,25 +287,39 @@ impl Run<'_> {
         .await
     }
 
+    /// Runs a job, records how it ran, and returns its output rows.
+    async fn run_job(&self, job: &str, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
+        let output = self
+            .engine
+            .run_job(job, plan)
+            .await
+            .map_err(|error| EtlError::job(job, error))?;
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(output.report);
+        Ok(output.batches)
+    }
+
     /// Runs a job and reads back the files its writers reported.
     async fn run_write_job(
         &self,
         job: &str,
         plan: Arc<dyn ExecutionPlan>,
     ) -> Result<Vec<WrittenFile>> {
-        let batches = self
-            .engine
-            .run_job(job, plan)
-            .await
-            .map_err(|error| EtlError::Job {
-                job: job.to_string(),
-                error,
-            })?;
+        let batches = self.run_job(job, plan).await?;
         written_files(&batches).map_err(|e| EtlError::plan(job, e))
     }
 
     /// Step 1: raw files of one kind to staged Parquet.
     async fn stage(&self, kind: InputKind, listing: &InputListing) -> Result<Vec<WrittenFile>> {
+        let plan = self.stage_plan(kind, listing)?;
+        self.run_write_job(&format!("stage {}", kind.name()), plan)
+            .await
+    }
+
+    /// The staging job: the raw scan, sharded by file, into the writer.
+    fn stage_plan(&self, kind: InputKind, listing: &InputListing) -> Result<Arc<dyn ExecutionPlan>> {
         let what = || format!("staging {}", kind.name());
         let scan = ScanSpec {
             kind,
@@ -255,38 +339,41 @@ impl Run<'_> {
         };
         let plan = ParquetWriterExec::try_new(spec, Arc::new(scan))
             .map_err(|e| EtlError::plan(what(), e))?;
-        self.run_write_job(&format!("stage {}", kind.name()), Arc::new(plan))
-            .await
+        Ok(Arc::new(plan))
+    }
+
+    /// The files staging would write for `listing`, for `--explain`: one per
+    /// partition, sized as the input's share.
+    fn expected_staging(&self, kind: InputKind, listing: &InputListing) -> Vec<WrittenFile> {
+        let partitions = self.config.partitions.max(1);
+        let table = format!("_staging/{}", kind.name());
+        (0..partitions)
+            .map(|i| WrittenFile {
+                path: format!("{}/{STATUS}={STATUS_OK}/part-{i:05}.parquet", self.layout.staging(kind).object_path()),
+                table: table.clone(),
+                partition: format!("{STATUS}={STATUS_OK}"),
+                rows: 0,
+                bytes: listing.bytes() / partitions as u64,
+            })
+            .collect()
     }
 
     /// The staged files of one status as a DataFrame, read by the engine.
-    async fn read_status(
-        &self,
-        kind: InputKind,
-        staged: &[WrittenFile],
-        status: &str,
-    ) -> Result<DataFrame> {
-        let schema = staged_file_schema(kind);
-        let partition = format!("{STATUS}={status}");
-        let urls: Vec<String> = staged
-            .iter()
-            .filter(|f| f.partition == partition)
-            .map(|f| self.config.output.object_url(&f.path))
-            .collect();
+    fn read_status(&self, kind: InputKind, staged: &[WrittenFile], status: &str) -> Result<DataFrame> {
         let what = || format!("reading staged {} records", kind.name());
-        if urls.is_empty() {
-            let empty = RecordBatch::new_empty(Arc::new(schema));
-            return self
-                .ctx
-                .read_batch(empty)
-                .map_err(|e| EtlError::plan(what(), e));
-        }
-        let options = || ParquetReadOptions::default().schema(&schema);
-        planned(&what(), || self.ctx.read_parquet(urls.clone(), options())).await
-    }
-
-    async fn read_staged(&self, kind: InputKind, staged: &[WrittenFile]) -> Result<DataFrame> {
-        self.read_status(kind, staged, STATUS_OK).await
+        let schema = Arc::new(staged_file_schema(kind));
+        let partition = format!("{STATUS}={status}");
+        let files: Vec<WrittenFile> =
+            staged.iter().filter(|f| f.partition == partition).cloned().collect();
+        let read = if files.is_empty() {
+            self.ctx.read_batch(RecordBatch::new_empty(schema))
+        } else {
+            store_url_of(&self.config.output.url()).and_then(|store| {
+                let table = StagedFiles::new(schema, store, &files, self.config.partitions);
+                self.ctx.read_table(Arc::new(table))
+            })
+        };
+        read.map_err(|e| EtlError::plan(what(), e))
     }
 
     /// Step 2: the rejected records of one kind, as `_rejects/<kind>/`.
@@ -297,8 +384,7 @@ impl Run<'_> {
     ) -> Result<Vec<WrittenFile>> {
         let columns: Vec<_> = reject_fields().iter().map(|f| col(f.name())).collect();
         let rejects = self
-            .read_status(kind, staged, STATUS_REJECTED)
-            .await?
+            .read_status(kind, staged, STATUS_REJECTED)?
             .select(columns)
             .map_err(|e| EtlError::plan("rejects", e))?;
         let spec = WriteSpec {
@@ -339,36 +425,61 @@ impl Run<'_> {
         staged: &Staged,
     ) -> Result<(TableReport, Vec<WrittenFile>)> {
         let started = Instant::now();
-        let rows = (table.plan)(staged).map_err(|e| EtlError::plan(table.name, e))?;
-        let location = self.layout.table(table.name);
-        let spec = WriteSpec {
-            table: table.name.to_string(),
-            location: location.url(),
-            partition_by: table.partition_by.iter().map(|c| c.to_string()).collect(),
-            sort_by: table.sort_by.iter().map(|c| c.to_string()).collect(),
-            clustering: table.clustering,
-            target_file_bytes: self.config.target_file_bytes,
-        };
-        let plan = self
-            .physical_plan(table.name, WriteNode::plan(spec, rows))
-            .await?;
+        let logical = self.table_logical_plan(table, staged)?;
+        let plan = self.physical_plan(table.name, logical).await?;
         let files = self.run_write_job(table.name, plan).await?;
         let report = TableReport::new(
             table.name,
-            location.url(),
+            self.layout.table(table.name).url(),
             &files,
             started.elapsed().as_secs_f64(),
         );
         Ok((report, files))
     }
 
-    async fn physical_plan(
-        &self,
-        what: &str,
-        plan: datafusion::logical_expr::LogicalPlan,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let state = self.ctx.state();
-        planned(what, || state.create_physical_plan(&plan)).await
+    /// A table's query, ending in its write.
+    fn table_logical_plan(&self, table: &TableDef, staged: &Staged) -> Result<LogicalPlan> {
+        let rows = (table.plan)(staged).map_err(|e| EtlError::plan(table.name, e))?;
+        let spec = WriteSpec {
+            table: table.name.to_string(),
+            location: self.layout.table(table.name).url(),
+            partition_by: table.partition_by.iter().map(|c| c.to_string()).collect(),
+            sort_by: table.sort_by.iter().map(|c| c.to_string()).collect(),
+            clustering: table.clustering,
+            target_file_bytes: self.config.target_file_bytes,
+        };
+        Ok(WriteNode::plan(spec, rows))
+    }
+
+    /// Songplays per user, for the report: counted by a job of its own
+    /// over the songplays query itself, so the chart counts exactly the
+    /// rows the table holds. Only one count per user reaches the client.
+    async fn plays_per_user(&self, staged: &Staged) -> Result<Vec<u64>> {
+        let what = "songplays per user";
+        let counts = (crate::tables::songplays::TABLE.plan)(staged)
+            .and_then(|plays| {
+                plays.aggregate(vec![col("user_id")], vec![count(lit(1)).alias("plays")])
+            })
+            .map_err(|e| EtlError::plan(what, e))?;
+        let plan = self.physical_plan(what, counts.logical_plan().clone()).await?;
+        let batches = self.run_job(what, plan).await?;
+        let mut plays = Vec::new();
+        for batch in &batches {
+            let column = batch.column_by_name("plays").and_then(|c| c.as_any().downcast_ref::<Int64Array>());
+            let Some(column) = column else {
+                return Err(EtlError::plan(what, DataFusionError::Internal("no plays column".into())));
+            };
+            plays.extend(column.values().iter().map(|v| *v as u64));
+        }
+        Ok(plays)
+    }
+
+    async fn physical_plan(&self, what: &str, plan: LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+        self.ctx
+            .state()
+            .create_physical_plan(&plan)
+            .await
+            .map_err(|e| EtlError::plan(what, e))
     }
 
     /// Step 4: report next to the tables, then commit.
@@ -378,27 +489,10 @@ impl Run<'_> {
             .map_err(|e| EtlError::plan("report", DataFusionError::External(e.into())))?;
         let path = self.layout.run_dir().object_path().join("_report.json");
         publish::put(&store, &path, json).await?;
+        let page = crate::report::html::render(report);
+        let path = self.layout.run_dir().object_path().join("_report.html");
+        publish::put(&store, &path, page.into_bytes()).await?;
         publish::commit(&store, &self.layout, files).await
-    }
-}
-
-/// Runs a planning step, again on an object-store error. Planning HEADs
-/// every staged file, and object_store does not retry a request whose
-/// connection dropped in some ways; the files exist (this run wrote them),
-/// so planning again is safe.
-async fn planned<T, F>(what: &str, step: impl Fn() -> F) -> Result<T>
-where
-    F: std::future::Future<Output = datafusion::error::Result<T>>,
-{
-    let mut attempt = 1;
-    loop {
-        match step().await {
-            Err(DataFusionError::ObjectStore(e)) if attempt < PLANNING_ATTEMPTS => {
-                tracing::warn!("{what}: {e}; planning again");
-                attempt += 1;
-            }
-            result => return result.map_err(|e| EtlError::plan(what, e)),
-        }
     }
 }
 

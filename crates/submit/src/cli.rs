@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cluster::error::ClusterError;
 use etl::error::EtlError;
-use etl::extract::scan::{RejectPolicy, STRICT_REJECT};
+use etl::extract::scan::RejectPolicy;
 use etl::location::Location;
 use etl::run::{RejectLimit, RunConfig};
 
@@ -59,6 +59,12 @@ pub struct Args {
     #[arg(long, env = "SPARKIFY_EXECUTOR_TIMEOUT", default_value_t = 60)]
     pub executor_timeout: u64,
 
+    /// Print every job's logical plan and its distributed plan (stages,
+    /// shuffle keys, partitions, how joins run), then stop: nothing is run
+    /// or written.
+    #[arg(long)]
+    pub explain: bool,
+
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -73,9 +79,9 @@ Exit codes:
   0  the run was published
   1  any other failure
   2  bad command line
-  3  input missing, empty or unreadable
+  3  input missing, empty or unreadable (no credentials, access denied, no such bucket)
   4  output not writable
-  5  scheduler unreachable, or no executor registered
+  5  scheduler unreachable, no executor registered, or scheduler lost during the run
   6  a job failed on the cluster
   7  too many rejected records (--max-rejects, --strict)";
 
@@ -114,8 +120,9 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
             }
             EtlError::Store { .. } | EtlError::OutputNotWritable { .. } => 4,
             EtlError::TooManyRejects { .. } => 7,
-            EtlError::Job { error, .. } if error.to_string().contains(STRICT_REJECT) => 7,
-            EtlError::Job { .. } => 6,
+            EtlError::StrictReject(_) => 7,
+            EtlError::Engine(engine) if engine.downcast_ref::<ClusterError>().is_some() => 5,
+            EtlError::Engine(_) | EtlError::Job { .. } => 6,
             EtlError::Plan { .. } => 1,
         }
     } else if error.downcast_ref::<ClusterError>().is_some() {

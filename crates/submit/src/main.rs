@@ -11,14 +11,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use cluster::embedded::EmbeddedCluster;
 use cluster::engine::BallistaEngine;
 use cluster::object_stores::LakeObjectStores;
 use cluster::rest::SchedulerRest;
 use cluster::session::{planning_context, session_config};
-use etl::run::run_etl;
+use etl::run::{explain_run, run_etl};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
 use cli::{Args, exit_code};
@@ -39,7 +38,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(submit(args)) {
+    let mut in_process = None;
+    let outcome = runtime.block_on(submit(args, &mut in_process));
+    // The in-process cluster's tasks end with the runtime, all at once and
+    // without waiting for work a failed job left in flight; only then does
+    // its work folder go.
+    runtime.shutdown_background();
+    drop(in_process);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -48,7 +54,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn submit(args: Args) -> anyhow::Result<()> {
+/// Runs the ETL on the scheduler `args` names, or on an in-process cluster
+/// left in `in_process` for the caller to stop after the runtime.
+async fn submit(args: Args, in_process: &mut Option<EmbeddedCluster>) -> anyhow::Result<()> {
     let config = args.run_config()?;
     let progress = MultiProgress::with_draw_target(if args.quiet {
         ProgressDrawTarget::hidden()
@@ -56,29 +64,30 @@ async fn submit(args: Args) -> anyhow::Result<()> {
         ProgressDrawTarget::stderr()
     });
 
-    let embedded = match &args.scheduler {
-        Some(_) => None,
-        None => Some(EmbeddedCluster::start(args.in_process_vcores()).await?),
+    let scheduler = match &args.scheduler {
+        Some(address) => address.clone(),
+        None => in_process
+            .insert(EmbeddedCluster::start(args.in_process_vcores()).await?)
+            .scheduler()
+            .to_string(),
     };
-    let scheduler = args
-        .scheduler
-        .clone()
-        .or_else(|| embedded.as_ref().map(|c| c.scheduler().to_string()))
-        .context("no scheduler")?;
     let (rest, executors) =
         SchedulerRest::connect(&scheduler, Duration::from_secs(args.executor_timeout)).await?;
     let partitions = args
         .partitions
         .unwrap_or_else(|| executors.iter().map(|e| e.vcores()).sum());
-    let engine = BallistaEngine::new(rest, session_config(partitions), progress);
+    let engine = BallistaEngine::new(rest, session_config(partitions), progress).await?;
     let ctx = planning_context(partitions, Arc::new(LakeObjectStores::new()))?;
     let config = etl::run::RunConfig {
         partitions,
         ..config
     };
 
+    if args.explain {
+        print!("{}", explain_run(&ctx, &engine, &config).await?);
+        return Ok(());
+    }
     let report = run_etl(&ctx, &engine, &config).await?;
     println!("{}", report.to_text());
-    drop(embedded);
     Ok(())
 }

@@ -290,11 +290,12 @@ impl ExecutionPlan for ParquetWriterExec {
             while let Some(batch) = input.next().await {
                 sink.write(&batch?).await?;
             }
-            let table = sink.spec.table.clone();
+            let (table, writer) = (sink.spec.table.clone(), sink.task_id.clone());
             let files = sink.finish().await?;
             let rows: u64 = files.iter().map(|f| f.rows).sum();
+            // The writer id starts the name of every file this task wrote.
             tracing::info!(
-                "{table}: writer task {partition} wrote {} files, {rows} rows",
+                "{table}: writer {writer} (partition {partition}) wrote {} files, {rows} rows",
                 files.len()
             );
             let batch = files_batch(&files)?;

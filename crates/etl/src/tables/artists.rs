@@ -15,6 +15,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["artist_id"],
     clustering: Clustering::Single,
     plan: artists_plan,
+    charts: &[],
 };
 
 fn artists_plan(staged: &Staged) -> Result<DataFrame> {

@@ -10,6 +10,9 @@ pub mod users;
 
 use datafusion::error::Result;
 
+use crate::load::writer::WrittenFile;
+use crate::report::{Chart, charts};
+
 pub use crate::load::writer::Clustering;
 use datafusion::prelude::{DataFrame, Expr, col, lit};
 
@@ -34,6 +37,32 @@ pub struct TableDef {
     pub clustering: Clustering,
     /// Builds the table's rows from the staged records.
     pub plan: fn(&Staged) -> Result<DataFrame>,
+    /// What the report charts of its layout.
+    pub charts: &'static [PartitionChart],
+}
+
+/// A chart of how a table's rows spread over its output partitions.
+pub enum PartitionChart {
+    /// Rows per value of these partition columns.
+    RowsBy(&'static [&'static str]),
+    /// How many values of a partition column (`key`s) hold how many rows.
+    ValuesPerCount {
+        column: &'static str,
+        title: &'static str,
+        key: &'static str,
+    },
+}
+
+impl PartitionChart {
+    /// The chart of `table`, from the files its writers reported.
+    pub fn draw(&self, table: &str, files: &[WrittenFile]) -> Chart {
+        match self {
+            PartitionChart::RowsBy(columns) => charts::rows_per_partition(table, files, columns),
+            PartitionChart::ValuesPerCount { column, title, key } => {
+                charts::keys_per_count(title, key, charts::rows_per_value(files, column))
+            }
+        }
+    }
 }
 
 /// The star schema, fact table last.

@@ -20,7 +20,7 @@ use datafusion::functions::expr_fn::nullif;
 use datafusion::functions_aggregate::expr_fn::{first_value, min};
 use datafusion::prelude::{DataFrame, cast, col, ident, lit};
 
-use super::{Clustering, Staged, TableDef, song_plays, start_time, time_part};
+use super::{PartitionChart, Clustering, Staged, TableDef, song_plays, start_time, time_part};
 
 pub const TABLE: TableDef = TableDef {
     name: "songplays",
@@ -28,6 +28,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["start_time", "songplay_id"],
     clustering: Clustering::ByPartition,
     plan: songplays_plan,
+    charts: &[PartitionChart::RowsBy(&["year", "month"])],
 };
 
 fn songplays_plan(staged: &Staged) -> Result<DataFrame> {

@@ -6,7 +6,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col};
 
-use super::{Clustering, Staged, TableDef};
+use super::{PartitionChart, Clustering, Staged, TableDef};
 
 pub const TABLE: TableDef = TableDef {
     name: "songs",
@@ -14,6 +14,14 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["song_id"],
     clustering: Clustering::ByPartition,
     plan: songs_plan,
+    charts: &[
+        PartitionChart::RowsBy(&["year"]),
+        PartitionChart::ValuesPerCount {
+            column: "artist_id",
+            title: "songs per artist",
+            key: "artist",
+        },
+    ],
 };
 
 fn songs_plan(staged: &Staged) -> Result<DataFrame> {

@@ -6,7 +6,7 @@
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, col, lit};
 
-use super::{Clustering, Staged, TableDef, song_plays, start_time, time_part};
+use super::{PartitionChart, Clustering, Staged, TableDef, song_plays, start_time, time_part};
 
 pub const TABLE: TableDef = TableDef {
     name: "time",
@@ -14,6 +14,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["start_time"],
     clustering: Clustering::ByPartition,
     plan: time_plan,
+    charts: &[PartitionChart::RowsBy(&["year", "month"])],
 };
 
 fn time_plan(staged: &Staged) -> Result<DataFrame> {

@@ -15,6 +15,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["user_id"],
     clustering: Clustering::Single,
     plan: users_plan,
+    charts: &[],
 };
 
 fn users_plan(staged: &Staged) -> Result<DataFrame> {

@@ -1,5 +1,8 @@
 //! What a run did, in numbers: printed at the end and written next to the
-//! output as `_report.json`.
+//! output as `_report.json`, and drawn in `_report.html`.
+
+pub mod charts;
+pub mod html;
 
 use std::collections::BTreeMap;
 
@@ -7,6 +10,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
 use crate::extract::listing::InputListing;
+pub use charts::{Bar, Chart};
 use crate::load::writer::WrittenFile;
 use crate::schema::{InputKind, STATUS, STATUS_OK, STATUS_REJECTED};
 
@@ -20,6 +24,35 @@ pub struct RunReport {
     pub seconds: f64,
     pub inputs: Vec<InputReport>,
     pub tables: Vec<TableReport>,
+    /// The jobs the run submitted, with their stages, in submission order.
+    pub jobs: Vec<JobReport>,
+    /// Distributions over output partitions and users (see [`charts`]).
+    pub charts: Vec<Chart>,
+}
+
+/// One job of the run, as the engine saw it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JobReport {
+    pub job: String,
+    /// The engine's id for the job (empty when it reports none).
+    pub job_id: String,
+    pub seconds: f64,
+    pub stages: Vec<StageReport>,
+}
+
+/// One stage of a job: a set of tasks that run the same plan fragment on
+/// different partitions, ending in a shuffle or in the job's output.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StageReport {
+    pub stage: String,
+    pub tasks: usize,
+    /// From the first task's start to the last task's end.
+    pub seconds: f64,
+    pub input_rows: u64,
+    /// Rows the stage wrote: to its shuffle files, or the job's output.
+    pub output_rows: u64,
+    /// Each task's execution time, in milliseconds.
+    pub task_ms: Vec<u64>,
 }
 
 /// One kind of input: every record read is either loaded or rejected.
@@ -164,7 +197,31 @@ impl RunReport {
                 format!("{:.2}", t.seconds),
             ]);
         }
-        let mut text = format!("{inputs}\n{tables}\n");
+        let mut stages = Table::new();
+        stages.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+            "job",
+            "stage",
+            "tasks",
+            "seconds",
+            "rows in",
+            "rows out",
+            "task ms min·median·max",
+        ]);
+        for job in &self.jobs {
+            for stage in &job.stages {
+                let ms = Spread::of(stage.task_ms.clone());
+                stages.add_row(vec![
+                    job.job.clone(),
+                    stage.stage.clone(),
+                    stage.tasks.to_string(),
+                    format!("{:.2}", stage.seconds),
+                    stage.input_rows.to_string(),
+                    stage.output_rows.to_string(),
+                    format!("{} · {} · {}", ms.min, ms.median, ms.max),
+                ]);
+            }
+        }
+        let mut text = format!("{inputs}\n{tables}\n{stages}\n");
         for i in self.inputs.iter().filter(|i| i.rejected > 0) {
             if let Some(location) = &i.rejects_location {
                 text.push_str(&format!(

@@ -1,0 +1,309 @@
+//! The cluster of `docker-compose.yml`, in containers: the images built from
+//! this machine's debug binaries, an S3 store, a scheduler and two executors;
+//! the one-shot job loads `sample-data/` into the store and runs the ETL. The
+//! tables are read back from the store. Then the job runs again and one
+//! executor container is killed while it runs: the job still completes with
+//! the same tables. Where no Docker engine answers, the test says so in one
+//! line and passes.
+
+use std::fs::File;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e::expect::{Expected, check_counts, check_keys};
+use e2e::http::http_request;
+use e2e::tables::Published;
+use e2e::{binary, free_port, workspace_root};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+
+/// What the ETL makes of `sample-data/` (written by datagen with seed 7).
+const SAMPLE: Expected = Expected {
+    songs: 0,
+    artists: 0,
+    users: 0,
+    time: 0,
+    songplays: 0,
+    matched_songplays: 0,
+    song_partitions: 0,
+};
+
+/// Where docker-compose.yml's job publishes: s3://lake/sparkify.
+const BUCKET: &str = "lake";
+const OUTPUT_PREFIX: &str = "sparkify";
+
+/// The scheduler declares a killed executor lost after this many seconds
+/// without a poll (a busy executor polls every 5 s).
+const EXECUTOR_LOST_SECONDS: &str = "10";
+
+const CLUSTER_START: Duration = Duration::from_secs(180);
+const JOB: Duration = Duration::from_secs(300);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_compose_cluster_runs_the_etl_and_survives_a_killed_executor() {
+    if !docker_answers() {
+        println!("skipped: no Docker engine answers (`docker info` failed)");
+        return;
+    }
+    let started = Instant::now();
+    build_images();
+    println!("images built in {:.0?}", started.elapsed());
+
+    let compose = Compose::new();
+    let started = Instant::now();
+    // The README's command, detached: the cluster comes up, then the job runs.
+    compose.expect_success(&["up", "-d", "--scale", "executor=2"]);
+    let job = compose.containers("etl");
+    assert_eq!(job.len(), 1, "one etl container: {job:?}");
+    let exit_code = compose.wait_for_exit(&job[0], JOB);
+    assert_eq!(exit_code, 0, "the job failed:\n{}", compose.logs());
+    println!("cluster up and first run in {:.0?}", started.elapsed());
+    let first = Published::in_store(compose.lake(), "s3://lake", OUTPUT_PREFIX).await;
+    check_counts(&first, &SAMPLE).await;
+    check_keys(&first).await;
+
+    let started = Instant::now();
+    let logs = tempfile::tempdir().unwrap();
+    let mut rerun = compose.spawn(&["run", "-T", "--rm", "--no-deps", "etl"], logs.path());
+    let running = compose.wait_for_running_job(&mut rerun);
+    let executors = compose.containers("executor");
+    assert_eq!(executors.len(), 2, "two executors: {executors:?}");
+    docker(&["kill", &executors[0]]);
+    println!("killed executor {} during job {running}", &executors[0]);
+    let status = wait_for_exit(&mut rerun, JOB);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the job did not survive a killed executor ({status:?}):\n{}\n{}",
+        std::fs::read_to_string(logs.path().join("job.log")).unwrap_or_default(),
+        compose.logs()
+    );
+    println!("second run, one executor killed, in {:.0?}", started.elapsed());
+    let second = Published::in_store(compose.lake(), "s3://lake", OUTPUT_PREFIX).await;
+    assert_ne!(second.run_id, first.run_id, "the rerun published a new run");
+    check_counts(&second, &SAMPLE).await;
+    check_keys(&second).await;
+}
+
+fn docker_answers() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn docker(args: &[&str]) -> Output {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Builds sparkify-lake and sparkify-s3 from the debug binaries the tests use.
+fn build_images() {
+    let binaries = binary("submit")
+        .parent()
+        .expect("binaries have a folder")
+        .to_path_buf();
+    let script = workspace_root().join("deploy/docker/build-images.sh");
+    let output = Command::new(&script)
+        .env("PROFILE", "debug")
+        .env("BIN_DIR", &binaries)
+        .current_dir(workspace_root())
+        .output()
+        .expect("build-images.sh runs");
+    assert!(
+        output.status.success(),
+        "{} failed:\n{}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// One compose project of `docker-compose.yml`, named for this test process
+/// and on free localhost ports; taken down with its volumes when dropped.
+struct Compose {
+    program: Vec<String>,
+    project: String,
+    scheduler_port: u16,
+    s3_port: u16,
+}
+
+impl Compose {
+    fn new() -> Self {
+        let program = if works(&["docker-compose", "version"]) {
+            vec!["docker-compose".to_string()]
+        } else {
+            vec!["docker".to_string(), "compose".to_string()]
+        };
+        Self {
+            program,
+            project: format!("sparkifytest{}", std::process::id()),
+            scheduler_port: free_port(),
+            s3_port: free_port(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let file = workspace_root().join("docker-compose.yml");
+        let mut command = Command::new(&self.program[0]);
+        command
+            .args(&self.program[1..])
+            .arg("--file")
+            .arg(file)
+            .args(["--project-name", &self.project])
+            .args(args)
+            .env("SPARKIFY_SCHEDULER_PORT", self.scheduler_port.to_string())
+            .env("SPARKIFY_S3_PORT", self.s3_port.to_string())
+            .env("SPARKIFY_EXECUTOR_LOST_SECONDS", EXECUTOR_LOST_SECONDS)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn expect_success(&self, args: &[&str]) -> Output {
+        let output = self.command(args).output().expect("compose runs");
+        assert!(
+            output.status.success(),
+            "compose {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.logs()
+        );
+        output
+    }
+
+    /// Starts `compose args` with its output going to `<log_dir>/job.log`.
+    fn spawn(&self, args: &[&str], log_dir: &std::path::Path) -> Child {
+        let log = File::create(log_dir.join("job.log")).expect("log file");
+        self.command(args)
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("compose runs")
+    }
+
+    /// The ids of a service's containers, running or exited.
+    fn containers(&self, service: &str) -> Vec<String> {
+        let output = self.expect_success(&["ps", "-q", service]);
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits for a container to exit; its exit code.
+    fn wait_for_exit(&self, container: &str, timeout: Duration) -> i64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = docker(&[
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                container,
+            ]);
+            let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+            if let Some(code) = state.strip_prefix("exited ") {
+                return code.parse().expect("an exit code");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{container} still {state} after {timeout:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until the scheduler lists a running job, failing if `client`
+    /// exits first; the job's id.
+    fn wait_for_running_job(&self, client: &mut Child) -> String {
+        let deadline = Instant::now() + JOB;
+        loop {
+            let jobs = http_request(self.scheduler_port, "GET", "/api/jobs")
+                .and_then(|(_, body)| serde_json::from_str::<Vec<serde_json::Value>>(&body).ok())
+                .unwrap_or_default();
+            let running = jobs.iter().find(|job| job["status"] == "Running");
+            if let Some(job) = running {
+                return job["job_id"].as_str().unwrap_or_default().to_string();
+            }
+            if let Ok(Some(status)) = client.try_wait() {
+                panic!(
+                    "the job ended ({status}) before the scheduler showed it running:\n{}",
+                    self.logs()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no running job after {JOB:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The published lake's bucket, through the store's localhost port.
+    fn lake(&self) -> Arc<AmazonS3> {
+        let store = AmazonS3Builder::new()
+            .with_bucket_name(BUCKET)
+            .with_endpoint(format!("http://127.0.0.1:{}", self.s3_port))
+            .with_allow_http(true)
+            .with_access_key_id("sparkify")
+            .with_secret_access_key("sparkify-local-secret")
+            .with_region("us-east-1")
+            .build()
+            .expect("S3 client");
+        Arc::new(store)
+    }
+
+    /// The last lines every service logged.
+    fn logs(&self) -> String {
+        let output = self
+            .command(&["logs", "--no-color", "--tail=60"])
+            .output()
+            .expect("compose runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        let _ = self
+            .command(&["down", "--volumes", "--remove-orphans", "--timeout", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn works(command: &[&str]) -> bool {
+    Command::new(command[0])
+        .args(&command[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Waits for a child to exit; its status, or `None` (and the child killed)
+/// if it runs longer than `timeout`.
+fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
