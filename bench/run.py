@@ -37,10 +37,11 @@ import argparse
 import ctypes
 import json
 import os
+import re
+import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,24 @@ def proc_memory_kib(pid: int) -> tuple[int, int]:
     return peak, rss
 
 
+def process_name(pid: int) -> str:
+    """The program and, for interpreters, what they run (`java …SparkSubmit`)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return f"pid {pid}"
+    words = [os.path.basename(a.decode(errors="replace")) for a in argv if a]
+    if not words:
+        return f"pid {pid}"
+    if words[0].startswith("python"):
+        main = next((w for w in words[1:] if w.endswith(".py")), "")
+    elif words[0] == "java":
+        main = next((w for w in words[1:] if re.fullmatch(r"[a-z]+(\.[A-Za-z_]\w*)+", w)), "")
+    else:
+        main = ""
+    return f"{words[0]} {main}".strip()
+
+
 def descendants(root: int) -> set[int]:
     parents = {}
     for entry in os.listdir("/proc"):
@@ -114,6 +133,7 @@ class MemoryMonitor:
 
     def __init__(self) -> None:
         self.peaks: dict[tuple[int, int], int] = {}  # (pid, start time) -> VmHWM KiB
+        self.names: dict[tuple[int, int], str] = {}
         self.sampled_peak_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
@@ -136,6 +156,8 @@ class MemoryMonitor:
                 if stat and peak:
                     key = (pid, stat[1])
                     self.peaks[key] = max(self.peaks.get(key, 0), peak)
+                    if key not in self.names:
+                        self.names[key] = process_name(pid)
                     total += rss
             self.sampled_peak_kib = max(self.sampled_peak_kib, total)
             self._stop.wait(SAMPLE_SECONDS)
@@ -149,6 +171,11 @@ class MemoryMonitor:
 
     def total_peak_kib(self) -> int:
         return sum(self.peaks.values())
+
+    def per_process_mib(self) -> list[list]:
+        """[name, peak MiB] per process, largest first."""
+        rows = [[self.names.get(k, f"pid {k[0]}"), round(v / 1024, 1)] for k, v in self.peaks.items()]
+        return sorted(rows, key=lambda r: -r[1])
 
 
 def reap_orphans(monitor: MemoryMonitor, keep: set[int], timeout: float = 60.0) -> None:
@@ -173,8 +200,6 @@ def reap_orphans(monitor: MemoryMonitor, keep: set[int], timeout: float = 60.0) 
 
 
 def children_cpu() -> float:
-    import resource
-
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -205,7 +230,7 @@ def measure(command: list[str], log: Path, daemons: list[subprocess.Popen] | Non
         "cpu_seconds": round(cpu, 3),
         "peak_rss_mib": round(monitor.total_peak_kib() / 1024, 1),
         "rss_sampled_peak_mib": round(monitor.sampled_peak_kib / 1024, 1),
-        "processes": len(monitor.peaks),
+        "processes": monitor.per_process_mib(),
     }
     if process.returncode != 0:
         result["error"] = tail(log.with_suffix(".err"))

@@ -286,7 +286,7 @@ fn check_task_charts(page: &roxmltree::Document, json: &serde_json::Value) {
 fn check_table_rows(page: &roxmltree::Document, json: &serde_json::Value) {
     let table = page
         .descendants()
-        .find(|n| n.attribute("id") == Some("tables"))
+        .find(|n| n.has_tag_name("table") && n.attribute("class") == Some("tables"))
         .expect("a table of the output tables");
     let cells = |row: roxmltree::Node| -> Vec<String> {
         row.children()

@@ -236,7 +236,8 @@ def main() -> None:
         SELECT *, epoch_ms(ts)::TIMESTAMPTZ AS start_time
         FROM event_records
         WHERE page = 'NextSong'
-          AND (userId IS NULL OR userId = '' OR TRY_CAST(userId AS INTEGER) IS NOT NULL)
+          AND (userId IS NULL OR userId = ''
+               OR (regexp_full_match(userId, '[+-]?[0-9]+') AND TRY_CAST(userId AS INTEGER) IS NOT NULL))
         """
     )
     loaded = time.monotonic()

@@ -300,7 +300,7 @@ def main() -> None:
     events = events.filter(
         F.col("userId").isNull()
         | (F.col("userId") == "")
-        | F.col("userId").try_cast("int").isNotNull()
+        | (F.col("userId").rlike(r"^[+-]?[0-9]+$") & F.col("userId").try_cast("int").isNotNull())
     )
     plays = song_plays(events).cache()
 

@@ -44,6 +44,7 @@ pub fn binary(name: &str) -> PathBuf {
             "CARGO_HOME",
             "RUSTUP_HOME",
             "RUSTUP_TOOLCHAIN",
+            "RUSTUP_AUTO_INSTALL",
             "CARGO_TARGET_DIR",
         ];
         let status = Command::new(env!("CARGO"))

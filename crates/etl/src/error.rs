@@ -26,7 +26,7 @@ pub enum EtlError {
     },
 
     /// The output location cannot be written to.
-    #[error("output {location} is not writable: {error}")]
+    #[error("output {location} is not writable: {}", store_reason(error))]
     OutputNotWritable {
         location: String,
         error: object_store::Error,
@@ -67,17 +67,23 @@ pub enum EtlError {
 }
 
 /// An object store error in the words a user acts on: a missing bucket and
-/// denied access say so; anything else keeps the store's own message.
+/// denied access say so; anything else keeps the store's own message, on
+/// one line. S3's answers arrive as text inside the error (the XML body),
+/// so that is what is matched.
 fn store_reason(error: &object_store::Error) -> String {
-    use object_store::Error::{NotFound, PermissionDenied, Unauthenticated};
-    match error {
-        NotFound { .. } if error.to_string().contains("NoSuchBucket") => {
-            "the bucket does not exist".to_string()
-        }
-        PermissionDenied { .. } | Unauthenticated { .. } => {
-            "access denied (check the credentials and the bucket's policy)".to_string()
-        }
-        other => other.to_string(),
+    let text = error.to_string();
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    if has(&["NoSuchBucket"]) {
+        "the bucket does not exist".to_string()
+    } else if has(&["403 Forbidden", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"])
+        || matches!(
+            error,
+            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+        )
+    {
+        "access denied (check the credentials and the bucket's policy)".to_string()
+    } else {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
 

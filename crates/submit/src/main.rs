@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     // own one line; `-v` shows Ballista's view too.
     let quiet = "warn,ballista_core=off,ballista_scheduler=off,ballista_executor=off";
     cluster::logging::init(if args.verbose { "info" } else { quiet }, None, "submit");
+    log_ballista_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,6 +53,26 @@ fn main() -> ExitCode {
             exit_code(&error)
         }
     }
+}
+
+/// Sends panics raised inside Ballista's own code to the log, under
+/// Ballista's target (shown with `-v`), instead of stderr. Ballista 55's
+/// in-process executor can panic on a background thread while the tasks of
+/// a job that already failed are torn down (it unwraps a send to its closed
+/// task queue); the user needs the job's error, which `submit` prints, and
+/// the exit code comes from the run's result, never from such a panic.
+fn log_ballista_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_ballista = info
+            .location()
+            .is_some_and(|at| at.file().contains("/ballista-"));
+        if in_ballista {
+            tracing::error!(target: "ballista_executor", "{info}");
+        } else {
+            default(info);
+        }
+    }));
 }
 
 /// Runs the ETL on the scheduler `args` names, or on an in-process cluster

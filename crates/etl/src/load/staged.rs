@@ -101,11 +101,8 @@ mod tests {
 
     fn file(path: &str, bytes: u64) -> WrittenFile {
         WrittenFile {
-            table: "_staging/songs".into(),
             path: path.into(),
-            partition: "record_status=ok".into(),
-            rows: 1,
-            bytes,
+            ..WrittenFile::example("_staging/songs", "record_status=ok", 1, bytes)
         }
     }
 

@@ -102,6 +102,20 @@ pub struct WrittenFile {
     pub bytes: u64,
 }
 
+#[cfg(test)]
+impl WrittenFile {
+    /// A file of `table` in `partition`.
+    pub fn example(table: &str, partition: &str, rows: u64, bytes: u64) -> Self {
+        Self {
+            table: table.into(),
+            path: format!("{table}/{partition}/part-0.parquet"),
+            partition: partition.into(),
+            rows,
+            bytes,
+        }
+    }
+}
+
 /// Schema of the writer's output: one row per file written.
 pub fn written_files_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

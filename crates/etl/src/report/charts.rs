@@ -134,13 +134,7 @@ mod tests {
     use super::*;
 
     fn file(partition: &str, rows: u64) -> WrittenFile {
-        WrittenFile {
-            table: "songs".into(),
-            path: format!("songs/{partition}/part.parquet"),
-            partition: partition.into(),
-            rows,
-            bytes: 1,
-        }
+        WrittenFile::example("songs", partition, rows, 1)
     }
 
     fn bars(chart: &Chart) -> Vec<(&str, u64)> {

@@ -7,7 +7,7 @@
 //! its numbers as `data-` attributes, so tests and tools can read the page
 //! back and check it against `_report.json`.
 
-use super::{Chart, JobReport, RunReport, Spread, human_bytes};
+use super::{Bar, Chart, JobReport, RunReport, Spread, StageReport, human_bytes};
 
 /// Height of every chart's plot area, in pixels.
 const PLOT_HEIGHT: f64 = 240.0;
@@ -113,8 +113,9 @@ fn header(report: &RunReport) -> String {
     )
 }
 
-/// An HTML table of text cells; `id` lets readers of the page find it.
-fn table(id: &str, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+/// An HTML table of text cells; its `class` (`inputs`, `tables`, `stages`)
+/// lets readers of the page find it.
+fn table(class: &str, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let head: String = header
         .iter()
         .map(|h| format!("<th>{}</th>", escape(h)))
@@ -129,10 +130,7 @@ fn table(id: &str, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>)
             format!("<tr>{cells}</tr>")
         })
         .collect();
-    format!(
-        "<table id=\"{}\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
-        escape(id)
-    )
+    format!("<table class=\"{class}\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 }
 
 /// Records read per kind of input, and where the rejected ones went.
@@ -212,7 +210,7 @@ fn job_section(job: &JobReport) -> String {
         escape(&job.job),
         job.seconds,
         task_chart(job),
-        table(&format!("stages of {}", job.job), &header, rows),
+        table("stages", &header, rows),
     )
 }
 
@@ -276,15 +274,18 @@ struct Canvas {
     label_room: f64,
 }
 
+/// Few slots share the minimum plot width; many get `min_slot` each, and
+/// the chart grows wider than the page (its box scrolls).
+fn slot_width(slots: usize, min_slot: f64) -> f64 {
+    (MIN_PLOT_WIDTH / slots.max(1) as f64).max(min_slot)
+}
+
 impl Canvas {
-    /// Few slots share the minimum plot width; many get `min_slot` each,
-    /// and the chart grows wider than the page (its box scrolls).
     fn new(axis: ValueAxis, slots: usize, min_slot: f64, label_room: f64) -> Self {
-        let slot = (MIN_PLOT_WIDTH / slots.max(1) as f64).max(min_slot);
         Self {
             axis,
             slots,
-            slot,
+            slot: slot_width(slots, min_slot),
             label_room,
         }
     }
@@ -343,44 +344,18 @@ fn bar_chart(chart: &Chart) -> String {
         .iter()
         .map(|b| b.label.chars().count() as f64 * CHAR_WIDTH)
         .fold(0.0, f64::max);
-    let probe = Canvas::new(axis, chart.bars.len(), MIN_BAR_SLOT, 0.0);
-    let upright = longest > probe.slot - 4.0;
+    let upright = longest > slot_width(chart.bars.len(), MIN_BAR_SLOT) - 4.0;
     let label_room = if upright {
         longest + 12.0
     } else {
         LINE_HEIGHT + 8.0
     };
-    let canvas = Canvas {
-        label_room,
-        ..probe
-    };
+    let canvas = Canvas::new(axis, chart.bars.len(), MIN_BAR_SLOT, label_room);
     let bars: String = chart
         .bars
         .iter()
         .enumerate()
-        .map(|(i, bar)| {
-            let (x, top) = (canvas.centre(i), canvas.axis.y(bar.value));
-            let width = canvas.slot * 0.75;
-            let label_y = canvas.baseline() + 12.0;
-            let turn = if upright {
-                format!(
-                    " text-anchor=\"end\" dominant-baseline=\"middle\" transform=\"rotate(-90 {x:.1} {:.1})\"",
-                    label_y - 6.0
-                )
-            } else {
-                " text-anchor=\"middle\"".to_string()
-            };
-            let label = escape(&bar.label);
-            format!(
-                "<rect class=\"bar\" x=\"{:.1}\" y=\"{top:.1}\" width=\"{width:.1}\" height=\"{:.1}\" \
-                 data-label=\"{label}\" data-value=\"{value}\"><title>{label}: {value}</title></rect>\
-                 <text x=\"{x:.1}\" y=\"{:.1}\"{turn}>{label}</text>",
-                x - width / 2.0,
-                canvas.baseline() - top,
-                if upright { label_y - 6.0 } else { label_y },
-                value = bar.value,
-            )
-        })
+        .map(|(i, b)| bar(&canvas, i, b, upright))
         .collect();
     canvas.svg(
         &format!("data-chart=\"{}\"", escape(&chart.title)),
@@ -388,6 +363,36 @@ fn bar_chart(chart: &Chart) -> String {
         &chart.x,
         &chart.y,
         &bars,
+    )
+}
+
+/// Bar `i`: its rect, carrying its numbers and a tooltip, and its label
+/// under the axis, upright when labels are wider than a slot.
+fn bar(canvas: &Canvas, i: usize, bar: &Bar, upright: bool) -> String {
+    let x = canvas.centre(i);
+    let width = canvas.slot * 0.75;
+    // A small value beside a dominant one stays visible, and hoverable.
+    let least = if bar.value > 0 { 1.0 } else { 0.0 };
+    let height = (canvas.baseline() - canvas.axis.y(bar.value)).max(least);
+    let (label_y, placement) = if upright {
+        let y = canvas.baseline() + 6.0;
+        let turn = format!(
+            "text-anchor=\"end\" dominant-baseline=\"middle\" transform=\"rotate(-90 {x:.1} {y:.1})\""
+        );
+        (y, turn)
+    } else {
+        (
+            canvas.baseline() + 12.0,
+            "text-anchor=\"middle\"".to_string(),
+        )
+    };
+    let (label, value) = (escape(&bar.label), bar.value);
+    format!(
+        "<rect class=\"bar\" x=\"{:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{height:.1}\" \
+         data-label=\"{label}\" data-value=\"{value}\"><title>{label}: {value}</title></rect>\
+         <text x=\"{x:.1}\" y=\"{label_y:.1}\" {placement}>{label}</text>",
+        x - width / 2.0,
+        canvas.baseline() - height,
     )
 }
 
@@ -407,41 +412,7 @@ fn task_chart(job: &JobReport) -> String {
         .iter()
         .zip(&spreads)
         .enumerate()
-        .map(|(i, (stage, spread))| {
-            let x = canvas.centre(i);
-            let width = canvas.slot * 0.5;
-            let (top, bottom) = (canvas.axis.y(spread.max), canvas.axis.y(spread.min));
-            let median = canvas.axis.y(spread.median);
-            let id = escape(&stage.stage);
-            let lines = [
-                format!("stage {id}"),
-                format!("{} tasks", stage.tasks),
-                format!("{:.2} s", stage.seconds),
-            ];
-            let labels: String = lines
-                .iter()
-                .enumerate()
-                .map(|(line, text)| {
-                    format!(
-                        "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{text}</text>",
-                        canvas.baseline() + LINE_HEIGHT * (line as f64 + 1.0)
-                    )
-                })
-                .collect();
-            format!(
-                "<rect class=\"range\" x=\"{:.1}\" y=\"{top:.1}\" width=\"{width:.1}\" height=\"{:.1}\" \
-                 data-stage=\"{id}\" data-min-ms=\"{min}\" data-median-ms=\"{median_ms}\" data-max-ms=\"{max}\">\
-                 <title>stage {id}: {min} · {median_ms} · {max} ms (min · median · max)</title></rect>\
-                 <line class=\"median\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{median:.1}\" y2=\"{median:.1}\"/>{labels}",
-                x - width / 2.0,
-                (bottom - top).max(1.0),
-                x - width / 2.0,
-                x + width / 2.0,
-                min = spread.min,
-                median_ms = spread.median,
-                max = spread.max,
-            )
-        })
+        .map(|(i, (stage, spread))| stage_range(&canvas, i, stage, spread))
         .collect();
     canvas.svg(
         &format!("data-job=\"{}\"", escape(&job.job)),
@@ -452,9 +423,48 @@ fn task_chart(job: &JobReport) -> String {
     )
 }
 
+/// Stage `i`: a bar from its fastest to its slowest task, carrying the
+/// numbers and a tooltip, a tick at the median, and under the axis its id,
+/// task count and seconds.
+fn stage_range(canvas: &Canvas, i: usize, stage: &StageReport, spread: &Spread) -> String {
+    let x = canvas.centre(i);
+    let width = canvas.slot * 0.5;
+    let (top, bottom) = (canvas.axis.y(spread.max), canvas.axis.y(spread.min));
+    let median = canvas.axis.y(spread.median);
+    let id = escape(&stage.stage);
+    let lines = [
+        format!("stage {id}"),
+        format!("{} tasks", stage.tasks),
+        format!("{:.2} s", stage.seconds),
+    ];
+    let labels: String = lines
+        .iter()
+        .enumerate()
+        .map(|(line, text)| {
+            format!(
+                "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{text}</text>",
+                canvas.baseline() + LINE_HEIGHT * (line as f64 + 1.0)
+            )
+        })
+        .collect();
+    let Spread {
+        min,
+        median: median_ms,
+        max,
+    } = *spread;
+    format!(
+        "<rect class=\"range\" x=\"{left:.1}\" y=\"{top:.1}\" width=\"{width:.1}\" height=\"{:.1}\" \
+         data-stage=\"{id}\" data-min-ms=\"{min}\" data-median-ms=\"{median_ms}\" data-max-ms=\"{max}\">\
+         <title>stage {id}: {min} · {median_ms} · {max} ms (min · median · max)</title></rect>\
+         <line class=\"median\" x1=\"{left:.1}\" x2=\"{:.1}\" y1=\"{median:.1}\" y2=\"{median:.1}\"/>{labels}",
+        (bottom - top).max(1.0),
+        x + width / 2.0,
+        left = x - width / 2.0,
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::{Bar, StageReport};
     use super::*;
 
     fn chart(bars: &[(&str, u64)]) -> Chart {
@@ -508,7 +518,7 @@ mod tests {
 
     #[test]
     fn a_chart_has_one_rect_per_bar_with_its_numbers() {
-        let bars: Vec<(String, u64)> = (0..70).map(|i| (format!("{}", 1950 + i), i)).collect();
+        let bars: Vec<(String, u64)> = (0..70).map(|i| ((1950 + i).to_string(), i)).collect();
         let refs: Vec<(&str, u64)> = bars.iter().map(|(l, v)| (l.as_str(), *v)).collect();
         let svg = bar_chart(&chart(&refs));
         let doc = roxmltree::Document::parse(&svg).unwrap();

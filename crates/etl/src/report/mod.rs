@@ -258,13 +258,7 @@ mod tests {
     use super::*;
 
     fn file(partition: &str, rows: u64) -> WrittenFile {
-        WrittenFile {
-            table: "t".into(),
-            path: format!("t/{partition}/part.parquet"),
-            partition: partition.into(),
-            rows,
-            bytes: 10,
-        }
+        WrittenFile::example("t", partition, rows, 10)
     }
 
     #[test]
