@@ -43,10 +43,19 @@ async fn the_etl_runs_sharded_over_two_executors_from_s3_to_s3() {
     assert_eq!(uploaded, 71 + 30);
     let cluster = Cluster::start(2, 2, &s3.env(), logs.path());
 
+    // One job at a time: every stage then starts with all four task slots
+    // free, and the scheduler deals its tasks out over both executors.
     let output = submit_to(
         &cluster,
         &s3,
-        &["--input", "s3://lake/raw", "--output", "s3://lake/out"],
+        &[
+            "--input",
+            "s3://lake/raw",
+            "--output",
+            "s3://lake/out",
+            "--concurrent-jobs",
+            "1",
+        ],
     );
     assert_success(&output);
 
@@ -75,6 +84,24 @@ async fn the_etl_runs_sharded_over_two_executors_from_s3_to_s3() {
             !jobs_run_by(executor).is_empty(),
             "an executor ran no task:\n{}",
             executor.log()
+        );
+    }
+    // Each songs file is named for the writer task that wrote it, and each
+    // executor logs the writers it ran: the table came from both.
+    let writers: Vec<String> = objects
+        .iter()
+        .filter(|o| o.starts_with(&format!("{run}/songs/")))
+        .filter_map(|o| o.rsplit('/').next()?.strip_prefix("part-"))
+        .filter_map(|name| name.split('-').next().map(str::to_string))
+        .collect();
+    assert!(!writers.is_empty());
+    for executor in &cluster.executors {
+        let log = executor.log();
+        assert!(
+            writers
+                .iter()
+                .any(|writer| log.contains(&format!("songs: writer {writer} "))),
+            "no songs file was written by this executor:\n{log}"
         );
     }
     let secret = "sparkify-test-secret";

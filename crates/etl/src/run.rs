@@ -30,6 +30,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, col, lit};
 use futures::future::try_join_all;
 use object_store::ObjectStore;
+use tokio::sync::Semaphore;
 
 use crate::crash;
 use crate::error::{EtlError, Result};
@@ -132,6 +133,9 @@ pub struct RunConfig {
     /// `None`: any number of rejected records is accepted (and reported).
     pub max_rejects: Option<RejectLimit>,
     pub target_file_bytes: u64,
+    /// Jobs submitted at once: 0 for all of a step's jobs (the five tables
+    /// together), 1 for one after the other.
+    pub concurrent_jobs: usize,
 }
 
 /// Runs the ETL and publishes its tables. `ctx` is the client's planning
@@ -254,6 +258,8 @@ struct Run<'a> {
     layout: RunLayout,
     /// Each finished job, in the order they finished.
     jobs: Mutex<Vec<JobReport>>,
+    /// One permit per job allowed in flight.
+    in_flight: Semaphore,
 }
 
 impl<'a> Run<'a> {
@@ -264,6 +270,10 @@ impl<'a> Run<'a> {
             config,
             layout: RunLayout::new(config.output.clone()),
             jobs: Mutex::new(Vec::new()),
+            in_flight: Semaphore::new(match config.concurrent_jobs {
+                0 => Semaphore::MAX_PERMITS,
+                n => n,
+            }),
         }
     }
 
@@ -289,6 +299,9 @@ impl<'a> Run<'a> {
 
     /// Runs a job, records how it ran, and returns its output rows.
     async fn run_job(&self, job: &str, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
+        let _permit = self.in_flight.acquire().await.map_err(|e| {
+            EtlError::plan(job, DataFusionError::Internal(format!("job queue closed: {e}")))
+        })?;
         let output = self
             .engine
             .run_job(job, plan)

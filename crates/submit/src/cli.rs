@@ -55,6 +55,12 @@ pub struct Args {
     #[arg(long, env = "SPARKIFY_TARGET_FILE_SIZE", default_value = "128MiB")]
     pub target_file_size: bytesize::ByteSize,
 
+    /// Jobs submitted to the scheduler at once: 0 submits all of a step's
+    /// jobs together (the five tables at once); 1 runs them one by one, so
+    /// each has the whole cluster.
+    #[arg(long, env = "SPARKIFY_CONCURRENT_JOBS", default_value_t = 0)]
+    pub concurrent_jobs: usize,
+
     /// Seconds to wait for at least one executor to register.
     #[arg(long, env = "SPARKIFY_EXECUTOR_TIMEOUT", default_value_t = 60)]
     pub executor_timeout: u64,
@@ -99,6 +105,7 @@ impl Args {
             },
             max_rejects: self.max_rejects,
             target_file_bytes: self.target_file_size.as_u64(),
+            concurrent_jobs: self.concurrent_jobs,
         })
     }
 
