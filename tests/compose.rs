@@ -76,7 +76,10 @@ async fn the_compose_cluster_runs_the_etl_and_survives_a_killed_executor() {
         std::fs::read_to_string(logs.path().join("job.log")).unwrap_or_default(),
         compose.logs()
     );
-    println!("second run, one executor killed, in {:.0?}", started.elapsed());
+    println!(
+        "second run, one executor killed, in {:.0?}",
+        started.elapsed()
+    );
     let second = Published::in_store(compose.lake(), "s3://lake", OUTPUT_PREFIX).await;
     assert_ne!(second.run_id, first.run_id, "the rerun published a new run");
     check_counts(&second, &SAMPLE).await;

@@ -438,7 +438,9 @@ async fn a_scheduler_restart_fails_the_run_clearly_and_a_rerun_publishes_once() 
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        list(s3.bucket("lake").as_ref(), "out/_LATEST").await.is_empty(),
+        list(s3.bucket("lake").as_ref(), "out/_LATEST")
+            .await
+            .is_empty(),
         "the failed run published nothing"
     );
 

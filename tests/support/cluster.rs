@@ -29,7 +29,11 @@ impl S3Server {
     /// A server that checks every request's credentials against its own
     /// IAM users, of which it has none: every signed request is denied.
     pub fn start_denying(log_dir: &Path) -> Self {
-        Self::start_with("moto-denying", &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")], log_dir)
+        Self::start_with(
+            "moto-denying",
+            &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")],
+            log_dir,
+        )
     }
 
     fn start_with(name: &str, env: &[(&str, &str)], log_dir: &Path) -> Self {
@@ -264,7 +268,10 @@ impl FaultProxy {
     pub fn env(&self, s3: &S3Server) -> Vec<(&'static str, String)> {
         let mut env = s3.env();
         env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
-        env.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port)));
+        env.push((
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", self.port),
+        ));
         env
     }
 

@@ -44,7 +44,10 @@ fn output(stage: &dyn ShuffleWriter, is_last: bool) -> String {
     match stage.shuffle_output_partitioning() {
         Some(Partitioning::Hash(keys, partitions)) => {
             let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-            format!("hash-shuffled on [{}] into {partitions} partitions", keys.join(", "))
+            format!(
+                "hash-shuffled on [{}] into {partitions} partitions",
+                keys.join(", ")
+            )
         }
         Some(other) => format!("shuffled as {other}"),
         None if is_last => "the job's result (the written files' list)".to_string(),
@@ -59,13 +62,21 @@ fn joins(plan: Arc<dyn ExecutionPlan>) -> Vec<String> {
     let mut pending = vec![plan];
     while let Some(node) = pending.pop() {
         if let Some(join) = node.downcast_ref::<HashJoinExec>() {
-            let keys: Vec<String> = join.on().iter().map(|(l, r)| format!("{l} = {r}")).collect();
+            let keys: Vec<String> = join
+                .on()
+                .iter()
+                .map(|(l, r)| format!("{l} = {r}"))
+                .collect();
             let how = match join.partition_mode() {
                 PartitionMode::CollectLeft => "hash join, build side broadcast to every task",
                 PartitionMode::Partitioned => "hash join, both sides hash-shuffled on the keys",
                 PartitionMode::Auto => "hash join, mode decided at run time",
             };
-            found.push(format!("{} {how}, on {}", join.join_type(), keys.join(", ")));
+            found.push(format!(
+                "{} {how}, on {}",
+                join.join_type(),
+                keys.join(", ")
+            ));
         } else if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
             found.push(format!(
                 "{} sort-merge join, both sides shuffled and sorted",

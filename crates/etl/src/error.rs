@@ -58,6 +58,17 @@ pub enum EtlError {
     #[error("{job} failed: {error}")]
     Job { job: String, error: DataFusionError },
 
+    /// A table's writers reported other rows than its records give, twice.
+    #[error(
+        "{table}: the writers reported {written} rows where the staged records give {expected}, \
+         also when written again; nothing was published"
+    )]
+    RowCount {
+        table: &'static str,
+        written: u64,
+        expected: u64,
+    },
+
     /// Building a plan failed (a bug, or an input schema we cannot handle).
     #[error("planning {what}: {error}")]
     Plan {
@@ -75,12 +86,15 @@ fn store_reason(error: &object_store::Error) -> String {
     let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
     if has(&["NoSuchBucket"]) {
         "the bucket does not exist".to_string()
-    } else if has(&["403 Forbidden", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"])
-        || matches!(
-            error,
-            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
-        )
-    {
+    } else if has(&[
+        "403 Forbidden",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+    ]) || matches!(
+        error,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) {
         "access denied (check the credentials and the bucket's policy)".to_string()
     } else {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -150,6 +164,9 @@ mod tests {
     #[test]
     fn other_job_failures_keep_the_engine_reason() {
         let error = EtlError::job("songs", DataFusionError::Execution("disk full".into()));
-        assert_eq!(error.to_string(), "songs failed: Execution error: disk full");
+        assert_eq!(
+            error.to_string(),
+            "songs failed: Execution error: disk full"
+        );
     }
 }

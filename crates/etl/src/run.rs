@@ -24,9 +24,9 @@ use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::Schema;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, col, lit};
 use futures::future::try_join_all;
 use object_store::ObjectStore;
@@ -177,14 +177,21 @@ pub async fn run_etl(
         songs: run.read_status(InputKind::Songs, &staged_songs, STATUS_OK)?,
         events: run.read_status(InputKind::Events, &staged_events, STATUS_OK)?,
     };
-    let (written, plays_per_user) = futures::try_join!(
+    let (written, plays_per_user, expected_rows) = futures::try_join!(
         try_join_all(TABLES.iter().map(|table| run.write_table(table, &staged))),
-        run.plays_per_user(&staged)
+        run.plays_per_user(&staged),
+        run.expected_rows(&staged)
     )?;
+    let written = run.checked(written, &expected_rows, &staged).await?;
     let mut tables = Vec::new();
     let mut charts = Vec::new();
     for (table, (report, files)) in TABLES.iter().zip(written) {
-        charts.extend(table.charts.iter().map(|chart| chart.draw(table.name, &files)));
+        charts.extend(
+            table
+                .charts
+                .iter()
+                .map(|chart| chart.draw(table.name, &files)),
+        );
         tables.push(report);
         committed.extend(files);
     }
@@ -228,8 +235,16 @@ pub async fn explain_run(
         jobs.push((format!("stage {}", kind.name()), None, plan));
     }
     let staged = Staged {
-        songs: run.read_status(InputKind::Songs, &run.expected_staging(InputKind::Songs, &songs), STATUS_OK)?,
-        events: run.read_status(InputKind::Events, &run.expected_staging(InputKind::Events, &events), STATUS_OK)?,
+        songs: run.read_status(
+            InputKind::Songs,
+            &run.expected_staging(InputKind::Songs, &songs),
+            STATUS_OK,
+        )?,
+        events: run.read_status(
+            InputKind::Events,
+            &run.expected_staging(InputKind::Events, &events),
+            STATUS_OK,
+        )?,
     };
     for table in &TABLES {
         let logical = run.table_logical_plan(table, &staged)?;
@@ -240,7 +255,10 @@ pub async fn explain_run(
     for (name, logical, physical) in jobs {
         text.push_str(&format!("== job: {name} ==\n"));
         if let Some(logical) = logical {
-            text.push_str(&format!("-- logical plan --\n{}\n", logical.display_indent()));
+            text.push_str(&format!(
+                "-- logical plan --\n{}\n",
+                logical.display_indent()
+            ));
         }
         let stages = engine
             .explain(physical)
@@ -278,8 +296,7 @@ impl<'a> Run<'a> {
     }
 
     fn store(&self, location: &Location) -> Result<Arc<dyn ObjectStore>> {
-        let url = store_url_of(&location.url())
-            .map_err(|e| EtlError::plan("object store", e))?;
+        let url = store_url_of(&location.url()).map_err(|e| EtlError::plan("object store", e))?;
         self.ctx
             .runtime_env()
             .object_store(url)
@@ -300,7 +317,10 @@ impl<'a> Run<'a> {
     /// Runs a job, records how it ran, and returns its output rows.
     async fn run_job(&self, job: &str, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
         let _permit = self.in_flight.acquire().await.map_err(|e| {
-            EtlError::plan(job, DataFusionError::Internal(format!("job queue closed: {e}")))
+            EtlError::plan(
+                job,
+                DataFusionError::Internal(format!("job queue closed: {e}")),
+            )
         })?;
         let output = self
             .engine
@@ -332,7 +352,11 @@ impl<'a> Run<'a> {
     }
 
     /// The staging job: the raw scan, sharded by file, into the writer.
-    fn stage_plan(&self, kind: InputKind, listing: &InputListing) -> Result<Arc<dyn ExecutionPlan>> {
+    fn stage_plan(
+        &self,
+        kind: InputKind,
+        listing: &InputListing,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let what = || format!("staging {}", kind.name());
         let scan = ScanSpec {
             kind,
@@ -362,7 +386,10 @@ impl<'a> Run<'a> {
         let table = format!("_staging/{}", kind.name());
         (0..partitions)
             .map(|i| WrittenFile {
-                path: format!("{}/{STATUS}={STATUS_OK}/part-{i:05}.parquet", self.layout.staging(kind).object_path()),
+                path: format!(
+                    "{}/{STATUS}={STATUS_OK}/part-{i:05}.parquet",
+                    self.layout.staging(kind).object_path()
+                ),
                 table: table.clone(),
                 partition: format!("{STATUS}={STATUS_OK}"),
                 rows: 0,
@@ -372,12 +399,20 @@ impl<'a> Run<'a> {
     }
 
     /// The staged files of one status as a DataFrame, read by the engine.
-    fn read_status(&self, kind: InputKind, staged: &[WrittenFile], status: &str) -> Result<DataFrame> {
+    fn read_status(
+        &self,
+        kind: InputKind,
+        staged: &[WrittenFile],
+        status: &str,
+    ) -> Result<DataFrame> {
         let what = || format!("reading staged {} records", kind.name());
         let schema = Arc::new(staged_file_schema(kind));
         let partition = format!("{STATUS}={status}");
-        let files: Vec<WrittenFile> =
-            staged.iter().filter(|f| f.partition == partition).cloned().collect();
+        let files: Vec<WrittenFile> = staged
+            .iter()
+            .filter(|f| f.partition == partition)
+            .cloned()
+            .collect();
         let read = if files.is_empty() {
             self.ctx.read_batch(RecordBatch::new_empty(schema))
         } else {
@@ -464,6 +499,83 @@ impl<'a> Run<'a> {
         Ok(WriteNode::plan(spec, rows))
     }
 
+    /// The rows each table must have, in [`TABLES`] order, from one job
+    /// of cheap counts over the staged records.
+    async fn expected_rows(&self, staged: &Staged) -> Result<Vec<u64>> {
+        let what = "expected row counts";
+        let mut counts: Option<DataFrame> = None;
+        for (index, table) in TABLES.iter().enumerate() {
+            let counted = (table.expected_rows)(staged)
+                .and_then(|rows| rows.select(vec![lit(index as i64).alias("table"), col("rows")]))
+                .map_err(|e| EtlError::plan(what, e))?;
+            counts = Some(match counts {
+                None => counted,
+                Some(union) => union.union(counted).map_err(|e| EtlError::plan(what, e))?,
+            });
+        }
+        let counts = counts.expect("TABLES is not empty");
+        let plan = self
+            .physical_plan(what, counts.logical_plan().clone())
+            .await?;
+        let batches = self.run_job(what, plan).await?;
+        let mut expected = vec![None; TABLES.len()];
+        for batch in &batches {
+            let (tables, rows) = (
+                int64_column(batch, "table", what)?,
+                int64_column(batch, "rows", what)?,
+            );
+            for (table, rows) in tables.values().iter().zip(rows.values()) {
+                expected[*table as usize] = Some(*rows as u64);
+            }
+        }
+        expected
+            .into_iter()
+            .zip(TABLES.iter())
+            .map(|(rows, table)| {
+                rows.ok_or_else(|| {
+                    EtlError::plan(
+                        what,
+                        DataFusionError::Internal(format!("no count for {}", table.name)),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The written tables, each checked against the rows it must have. A
+    /// table whose writers reported other counts is written again once (its
+    /// first files are not committed, so the commit deletes them); a second
+    /// mismatch fails the run, unpublished.
+    async fn checked(
+        &self,
+        written: Vec<(TableReport, Vec<WrittenFile>)>,
+        expected_rows: &[u64],
+        staged: &Staged,
+    ) -> Result<Vec<(TableReport, Vec<WrittenFile>)>> {
+        let mut checked = Vec::with_capacity(written.len());
+        for ((table, expected), first) in TABLES.iter().zip(expected_rows).zip(written) {
+            if first.0.rows == *expected {
+                checked.push(first);
+                continue;
+            }
+            tracing::warn!(
+                "{}: the writers reported {} rows where the staged records give {expected}; writing it again",
+                table.name,
+                first.0.rows
+            );
+            let again = self.write_table(table, staged).await?;
+            if again.0.rows != *expected {
+                return Err(EtlError::RowCount {
+                    table: table.name,
+                    written: again.0.rows,
+                    expected: *expected,
+                });
+            }
+            checked.push(again);
+        }
+        Ok(checked)
+    }
+
     /// Songplays per user, for the report: counted by a job of its own
     /// over the songplays query itself, so the chart counts exactly the
     /// rows the table holds. Only one count per user reaches the client.
@@ -474,14 +586,13 @@ impl<'a> Run<'a> {
                 plays.aggregate(vec![col("user_id")], vec![count(lit(1)).alias("plays")])
             })
             .map_err(|e| EtlError::plan(what, e))?;
-        let plan = self.physical_plan(what, counts.logical_plan().clone()).await?;
+        let plan = self
+            .physical_plan(what, counts.logical_plan().clone())
+            .await?;
         let batches = self.run_job(what, plan).await?;
         let mut plays = Vec::new();
         for batch in &batches {
-            let column = batch.column_by_name("plays").and_then(|c| c.as_any().downcast_ref::<Int64Array>());
-            let Some(column) = column else {
-                return Err(EtlError::plan(what, DataFusionError::Internal("no plays column".into())));
-            };
+            let column = int64_column(batch, "plays", what)?;
             plays.extend(column.values().iter().map(|v| *v as u64));
         }
         Ok(plays)
@@ -507,6 +618,19 @@ impl<'a> Run<'a> {
         publish::put(&store, &path, page.into_bytes()).await?;
         publish::commit(&store, &self.layout, files).await
     }
+}
+
+/// Column `name` of a job's result batch, which the job's plan makes Int64.
+fn int64_column<'a>(batch: &'a RecordBatch, name: &str, what: &str) -> Result<&'a Int64Array> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .ok_or_else(|| {
+            EtlError::plan(
+                what,
+                DataFusionError::Internal(format!("no Int64 column '{name}' in the result")),
+            )
+        })
 }
 
 /// Columns of a staged file: the staged schema without the `status`

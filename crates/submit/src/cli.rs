@@ -129,7 +129,7 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
             EtlError::TooManyRejects { .. } => 7,
             EtlError::StrictReject(_) => 7,
             EtlError::Engine(engine) if engine.downcast_ref::<ClusterError>().is_some() => 5,
-            EtlError::Engine(_) | EtlError::Job { .. } => 6,
+            EtlError::Engine(_) | EtlError::Job { .. } | EtlError::RowCount { .. } => 6,
             EtlError::Plan { .. } => 1,
         }
     } else if error.downcast_ref::<ClusterError>().is_some() {

@@ -59,7 +59,9 @@ fn balanced_groups(files: &[WrittenFile], partitions: usize) -> Vec<FileGroup> {
             .min_by_key(|(bytes, _)| *bytes)
             .expect("at least one group");
         lightest.0 += file.bytes;
-        lightest.1.push(PartitionedFile::new(file.path.clone(), file.bytes));
+        lightest
+            .1
+            .push(PartitionedFile::new(file.path.clone(), file.bytes));
     }
     groups
         .into_iter()

@@ -106,7 +106,9 @@ pub fn rows_per_partition(table: &str, files: &[WrittenFile], columns: &[&str]) 
 pub fn keys_per_count(title: &str, key: &str, counts: impl IntoIterator<Item = u64>) -> Chart {
     let mut buckets: BTreeMap<u32, u64> = BTreeMap::new();
     for count in counts.into_iter().filter(|c| *c > 0) {
-        *buckets.entry(count.next_power_of_two().trailing_zeros()).or_default() += 1;
+        *buckets
+            .entry(count.next_power_of_two().trailing_zeros())
+            .or_default() += 1;
     }
     let bars = buckets
         .into_iter()
@@ -138,7 +140,11 @@ mod tests {
     }
 
     fn bars(chart: &Chart) -> Vec<(&str, u64)> {
-        chart.bars.iter().map(|b| (b.label.as_str(), b.value)).collect()
+        chart
+            .bars
+            .iter()
+            .map(|b| (b.label.as_str(), b.value))
+            .collect()
     }
 
     #[test]

@@ -10,9 +10,9 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
 use crate::extract::listing::InputListing;
-pub use charts::{Bar, Chart};
 use crate::load::writer::WrittenFile;
 use crate::schema::{InputKind, STATUS, STATUS_OK, STATUS_REJECTED};
+pub use charts::{Bar, Chart};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {

@@ -7,7 +7,7 @@
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, col};
 
-use super::{Clustering, Staged, TableDef};
+use super::{Clustering, Staged, TableDef, distinct_count};
 
 pub const TABLE: TableDef = TableDef {
     name: "artists",
@@ -15,6 +15,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["artist_id"],
     clustering: Clustering::Single,
     plan: artists_plan,
+    expected_rows,
     charts: &[],
 };
 
@@ -34,4 +35,9 @@ fn artists_plan(staged: &Staged) -> Result<DataFrame> {
             col("record_id").sort(true, false),
         ]),
     )
+}
+
+/// One row per artist_id.
+fn expected_rows(staged: &Staged) -> Result<DataFrame> {
+    distinct_count(staged.songs.clone(), col("artist_id"))
 }

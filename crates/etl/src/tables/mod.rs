@@ -39,6 +39,17 @@ pub struct TableDef {
     pub plan: fn(&Staged) -> Result<DataFrame>,
     /// What the report charts of its layout.
     pub charts: &'static [PartitionChart],
+    /// How many rows the table must have, counted cheaply from the staged
+    /// records (one row, column `rows`): the run checks the rows its
+    /// writers report against it, so a task whose output the engine
+    /// counted twice or lost cannot pass unnoticed.
+    pub expected_rows: fn(&Staged) -> Result<DataFrame>,
+}
+
+/// One row, `rows`: the distinct values of `key` in `records`.
+fn distinct_count(records: DataFrame, key: Expr) -> Result<DataFrame> {
+    use datafusion::functions_aggregate::expr_fn::count_distinct;
+    records.aggregate(vec![], vec![count_distinct(key).alias("rows")])
 }
 
 /// A chart of how a table's rows spread over its output partitions.

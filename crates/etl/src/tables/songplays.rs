@@ -20,7 +20,7 @@ use datafusion::functions::expr_fn::nullif;
 use datafusion::functions_aggregate::expr_fn::{first_value, min};
 use datafusion::prelude::{DataFrame, cast, col, ident, lit};
 
-use super::{PartitionChart, Clustering, Staged, TableDef, song_plays, start_time, time_part};
+use super::{Clustering, PartitionChart, Staged, TableDef, song_plays, start_time, time_part};
 
 pub const TABLE: TableDef = TableDef {
     name: "songplays",
@@ -28,6 +28,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["start_time", "songplay_id"],
     clustering: Clustering::ByPartition,
     plan: songplays_plan,
+    expected_rows,
     charts: &[PartitionChart::RowsBy(&["year", "month"])],
 };
 
@@ -77,4 +78,10 @@ fn song_keys(staged: &Staged) -> Result<DataFrame> {
                 .alias("artist_id"),
         ],
     )
+}
+
+/// One row per play: the join to songs never adds or drops one.
+fn expected_rows(staged: &Staged) -> Result<DataFrame> {
+    use datafusion::functions_aggregate::expr_fn::count;
+    song_plays(&staged.events)?.aggregate(vec![], vec![count(lit(1)).alias("rows")])
 }

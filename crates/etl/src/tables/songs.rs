@@ -6,7 +6,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col};
 
-use super::{PartitionChart, Clustering, Staged, TableDef};
+use super::{Clustering, PartitionChart, Staged, TableDef, distinct_count};
 
 pub const TABLE: TableDef = TableDef {
     name: "songs",
@@ -14,6 +14,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["song_id"],
     clustering: Clustering::ByPartition,
     plan: songs_plan,
+    expected_rows,
     charts: &[
         PartitionChart::RowsBy(&["year"]),
         PartitionChart::ValuesPerCount {
@@ -39,4 +40,9 @@ fn songs_plan(staged: &Staged) -> Result<DataFrame> {
             col("record_id").sort(true, false),
         ]),
     )
+}
+
+/// One row per song_id.
+fn expected_rows(staged: &Staged) -> Result<DataFrame> {
+    distinct_count(staged.songs.clone(), col("song_id"))
 }

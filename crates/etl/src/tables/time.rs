@@ -6,7 +6,9 @@
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, col, lit};
 
-use super::{PartitionChart, Clustering, Staged, TableDef, song_plays, start_time, time_part};
+use super::{
+    Clustering, PartitionChart, Staged, TableDef, distinct_count, song_plays, start_time, time_part,
+};
 
 pub const TABLE: TableDef = TableDef {
     name: "time",
@@ -14,6 +16,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["start_time"],
     clustering: Clustering::ByPartition,
     plan: time_plan,
+    expected_rows,
     charts: &[PartitionChart::RowsBy(&["year", "month"])],
 };
 
@@ -30,4 +33,9 @@ fn time_plan(staged: &Staged) -> Result<DataFrame> {
             time_part("year").alias("year"),
             (time_part("dow") + lit(1)).alias("weekday"),
         ])
+}
+
+/// One row per distinct start time of a play (`ts` to the millisecond).
+fn expected_rows(staged: &Staged) -> Result<DataFrame> {
+    distinct_count(song_plays(&staged.events)?, col("ts"))
 }

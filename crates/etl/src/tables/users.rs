@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col, ident, lit};
 
-use super::{Clustering, Staged, TableDef, song_plays};
+use super::{Clustering, Staged, TableDef, distinct_count, song_plays};
 
 pub const TABLE: TableDef = TableDef {
     name: "users",
@@ -15,6 +15,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["user_id"],
     clustering: Clustering::Single,
     plan: users_plan,
+    expected_rows,
     charts: &[],
 };
 
@@ -45,4 +46,10 @@ fn users_plan(staged: &Staged) -> Result<DataFrame> {
                 col("record_id").sort(false, true),
             ]),
         )
+}
+
+/// One row per logged-in user who played a song.
+fn expected_rows(staged: &Staged) -> Result<DataFrame> {
+    let plays = song_plays(&staged.events)?.filter(ident("userId").not_eq(lit("")))?;
+    distinct_count(plays, cast(ident("userId"), DataType::Int32))
 }
