@@ -116,6 +116,47 @@ async fn the_default_run_uses_the_shipped_sample_data() {
 }
 
 #[test]
+fn explain_shows_every_job_split_into_stages_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("output");
+    let input = shared_data("udacity-workspace");
+    let explained = run_locally(&input, &output, &["--explain", "--partitions", "3"]);
+    let text = String::from_utf8_lossy(&explained.stdout);
+    for job in [
+        "stage songs",
+        "stage events",
+        "songs",
+        "artists",
+        "users",
+        "time",
+        "songplays",
+    ] {
+        assert!(
+            text.contains(&format!("== job: {job} ==\n")),
+            "{job}:\n{text}"
+        );
+    }
+    let songplays = text.split("== job: songplays ==").nth(1).unwrap();
+    assert!(
+        songplays.contains("-- logical plan --\nWriteTable: table=songplays"),
+        "{songplays}"
+    );
+    assert!(
+        songplays.contains("join: Left hash join, both sides hash-shuffled on the keys"),
+        "{songplays}"
+    );
+    assert!(
+        songplays.contains("output hash-shuffled on [year@9, month@10] into 3 partitions"),
+        "{songplays}"
+    );
+    assert!(
+        songplays.contains("output is the job's result"),
+        "{songplays}"
+    );
+    assert!(!output.exists(), "--explain writes nothing");
+}
+
+#[test]
 fn bad_locations_fail_with_one_line_and_an_exit_code() {
     let root = workspace_root();
     let missing = submit(

@@ -23,7 +23,7 @@ pub fn distributed_plan(plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) ->
     let mut text = String::new();
     for stage in &stages {
         text.push_str(&format!(
-            "stage {}: {} input partitions (one task each at most), {}\n",
+            "stage {} ({} partitions): output {}\n",
             stage.stage_id(),
             stage.input_partition_count(),
             output(stage.as_ref(), Some(stage.stage_id()) == last),
@@ -50,7 +50,7 @@ fn output(stage: &dyn ShuffleWriter, is_last: bool) -> String {
             )
         }
         Some(other) => format!("shuffled as {other}"),
-        None if is_last => "the job's result (the written files' list)".to_string(),
+        None if is_last => "is the job's result (the list of files written)".to_string(),
         None => "kept in its partitions for the next stage".to_string(),
     }
 }
