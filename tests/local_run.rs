@@ -40,6 +40,55 @@ async fn workspace_subset_gives_the_reference_tables() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_year_layout_writes_one_songs_file_per_year_sorted_by_artist() {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+    let output = tempfile::tempdir().unwrap();
+    run_locally(
+        &shared_data("udacity-workspace"),
+        output.path(),
+        &["--songs-layout", "year"],
+    );
+    let run = std::fs::read_to_string(output.path().join("_LATEST")).unwrap();
+    let songs = output.path().join(run.trim()).join("songs");
+    // One partition, so rows come back in file order.
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    let mut rows = 0;
+    for year in std::fs::read_dir(&songs).unwrap() {
+        let year = year.unwrap().path();
+        let name = year.file_name().unwrap().to_string_lossy().to_string();
+        assert!(name.starts_with("year="), "{name}");
+        let files: Vec<_> = std::fs::read_dir(&year)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "one file in {name}");
+        let batches = ctx
+            .read_parquet(files[0].to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut artists = Vec::new();
+        for batch in &batches {
+            let column = cast(batch.column_by_name("artist_id").unwrap(), &DataType::Utf8).unwrap();
+            let column = column.as_string::<i32>();
+            artists.extend((0..column.len()).map(|i| column.value(i).to_string()));
+        }
+        assert!(
+            artists.is_sorted(),
+            "{name} is sorted by artist_id: {artists:?}"
+        );
+        rows += artists.len() as i64;
+    }
+    assert_eq!(rows, WORKSPACE.songs);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn full_s3_copy_gives_the_reference_tables() {
     let output = tempfile::tempdir().unwrap();
     run_locally(&shared_data("udacity-s3"), output.path(), &[]);

@@ -45,7 +45,7 @@ use crate::load::writer::{
 use crate::location::Location;
 use crate::report::{InputReport, JobReport, RunReport, TableReport, charts};
 use crate::schema::{InputKind, STATUS, STATUS_OK, STATUS_REJECTED, reject_fields};
-use crate::tables::{Staged, TABLES, TableDef};
+use crate::tables::{SongsLayout, Staged, TableDef, tables};
 
 /// Runs physical plans: Ballista in-process or on a cluster.
 #[async_trait]
@@ -136,6 +136,7 @@ pub struct RunConfig {
     /// Jobs submitted at once: 0 for all of a step's jobs (the five tables
     /// together), 1 for one after the other.
     pub concurrent_jobs: usize,
+    pub songs_layout: SongsLayout,
 }
 
 /// Runs the ETL and publishes its tables. `ctx` is the client's planning
@@ -178,14 +179,18 @@ pub async fn run_etl(
         events: run.read_status(InputKind::Events, &staged_events, STATUS_OK)?,
     };
     let (written, plays_per_user, expected_rows) = futures::try_join!(
-        try_join_all(TABLES.iter().map(|table| run.write_table(table, &staged))),
+        try_join_all(
+            run.tables
+                .iter()
+                .map(|table| run.write_table(table, &staged))
+        ),
         run.plays_per_user(&staged),
         run.expected_rows(&staged)
     )?;
     let written = run.checked(written, &expected_rows, &staged).await?;
     let mut tables = Vec::new();
     let mut charts = Vec::new();
-    for (table, (report, files)) in TABLES.iter().zip(written) {
+    for (table, (report, files)) in run.tables.iter().zip(written) {
         charts.extend(
             table
                 .charts
@@ -246,7 +251,7 @@ pub async fn explain_run(
             STATUS_OK,
         )?,
     };
-    for table in &TABLES {
+    for table in &run.tables {
         let logical = run.table_logical_plan(table, &staged)?;
         let physical = run.physical_plan(table.name, logical.clone()).await?;
         jobs.push((table.name.to_string(), Some(logical), physical));
@@ -278,6 +283,8 @@ struct Run<'a> {
     jobs: Mutex<Vec<JobReport>>,
     /// One permit per job allowed in flight.
     in_flight: Semaphore,
+    /// The five tables, songs in the configured layout.
+    tables: [TableDef; 5],
 }
 
 impl<'a> Run<'a> {
@@ -292,6 +299,7 @@ impl<'a> Run<'a> {
                 0 => Semaphore::MAX_PERMITS,
                 n => n,
             }),
+            tables: tables(config.songs_layout),
         }
     }
 
@@ -499,12 +507,12 @@ impl<'a> Run<'a> {
         Ok(WriteNode::plan(spec, rows))
     }
 
-    /// The rows each table must have, in [`TABLES`] order, from one job
+    /// The rows each table must have, in `self.tables` order, from one job
     /// of cheap counts over the staged records.
     async fn expected_rows(&self, staged: &Staged) -> Result<Vec<u64>> {
         let what = "expected row counts";
         let mut counts: Option<DataFrame> = None;
-        for (index, table) in TABLES.iter().enumerate() {
+        for (index, table) in self.tables.iter().enumerate() {
             let counted = (table.expected_rows)(staged)
                 .and_then(|rows| rows.select(vec![lit(index as i64).alias("table"), col("rows")]))
                 .map_err(|e| EtlError::plan(what, e))?;
@@ -513,12 +521,12 @@ impl<'a> Run<'a> {
                 Some(union) => union.union(counted).map_err(|e| EtlError::plan(what, e))?,
             });
         }
-        let counts = counts.expect("TABLES is not empty");
+        let counts = counts.expect("there are tables");
         let plan = self
             .physical_plan(what, counts.logical_plan().clone())
             .await?;
         let batches = self.run_job(what, plan).await?;
-        let mut expected = vec![None; TABLES.len()];
+        let mut expected = vec![None; self.tables.len()];
         for batch in &batches {
             let (tables, rows) = (
                 int64_column(batch, "table", what)?,
@@ -530,7 +538,7 @@ impl<'a> Run<'a> {
         }
         expected
             .into_iter()
-            .zip(TABLES.iter())
+            .zip(self.tables.iter())
             .map(|(rows, table)| {
                 rows.ok_or_else(|| {
                     EtlError::plan(
@@ -553,7 +561,7 @@ impl<'a> Run<'a> {
         staged: &Staged,
     ) -> Result<Vec<(TableReport, Vec<WrittenFile>)>> {
         let mut checked = Vec::with_capacity(written.len());
-        for ((table, expected), first) in TABLES.iter().zip(expected_rows).zip(written) {
+        for ((table, expected), first) in self.tables.iter().zip(expected_rows).zip(written) {
             if first.0.rows == *expected {
                 checked.push(first);
                 continue;

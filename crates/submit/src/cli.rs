@@ -8,6 +8,7 @@ use etl::error::EtlError;
 use etl::extract::scan::RejectPolicy;
 use etl::location::Location;
 use etl::run::{RejectLimit, RunConfig};
+use etl::tables::SongsLayout;
 
 /// Run the Sparkify ETL on Apache DataFusion Ballista: raw song and event
 /// JSON in, a star schema of hive-partitioned Parquet tables out.
@@ -54,6 +55,12 @@ pub struct Args {
     /// Parquet files are split when they reach this size.
     #[arg(long, env = "SPARKIFY_TARGET_FILE_SIZE", default_value = "128MiB")]
     pub target_file_size: bytesize::ByteSize,
+
+    /// Directories of the songs table: `year-artist` (year=…/artist_id=…/,
+    /// as the Spark job wrote it) or `year` (year=…/, sorted by artist_id:
+    /// far fewer files at scale).
+    #[arg(long, env = "SPARKIFY_SONGS_LAYOUT", value_enum, default_value_t)]
+    pub songs_layout: SongsLayout,
 
     /// Jobs submitted to the scheduler at once: 0 submits all of a step's
     /// jobs together (the five tables at once); 1 runs them one by one, so
@@ -106,6 +113,7 @@ impl Args {
             max_rejects: self.max_rejects,
             target_file_bytes: self.target_file_size.as_u64(),
             concurrent_jobs: self.concurrent_jobs,
+            songs_layout: self.songs_layout,
         })
     }
 

@@ -76,14 +76,30 @@ impl PartitionChart {
     }
 }
 
-/// The star schema, fact table last.
-pub const TABLES: [TableDef; 5] = [
-    songs::TABLE,
-    artists::TABLE,
-    users::TABLE,
-    time::TABLE,
-    songplays::TABLE,
-];
+/// How the songs table is laid out in directories.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SongsLayout {
+    /// `year=…/artist_id=…/`: the Spark job's layout, one file per artist and year.
+    #[default]
+    YearArtist,
+    /// `year=…/`, sorted by artist_id: one file per year.
+    Year,
+}
+
+/// The star schema, fact table last, with the songs table in `layout`.
+pub fn tables(layout: SongsLayout) -> [TableDef; 5] {
+    let songs = match layout {
+        SongsLayout::YearArtist => songs::TABLE,
+        SongsLayout::Year => songs::BY_YEAR,
+    };
+    [
+        songs,
+        artists::TABLE,
+        users::TABLE,
+        time::TABLE,
+        songplays::TABLE,
+    ]
+}
 
 /// Events of songs being played: the only page the tables are built from.
 fn song_plays(events: &DataFrame) -> Result<DataFrame> {
