@@ -35,9 +35,18 @@ pub fn shared_data(name: &str) -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
-        // Only the variables a user's shell would have: cargo sets others for
-        // test processes, and build scripts that watch them would make this
-        // build and the next `cargo test` rebuild the dependencies in turn.
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary sits in <target>/<profile>/deps")
+            .to_path_buf();
+        // The binaries go where this test binary is, whatever the caller's
+        // environment says. Only the variables a user's shell would have
+        // pass through: cargo sets others for test processes, and build
+        // scripts that watch them would make this build and the next
+        // `cargo test` rebuild the dependencies in turn.
+        let target_dir = profile_dir.parent().expect("<target>/<profile>");
         let kept = [
             "PATH",
             "HOME",
@@ -45,21 +54,17 @@ pub fn binary(name: &str) -> PathBuf {
             "RUSTUP_HOME",
             "RUSTUP_TOOLCHAIN",
             "RUSTUP_AUTO_INSTALL",
-            "CARGO_TARGET_DIR",
         ];
         let status = Command::new(env!("CARGO"))
             .env_clear()
             .envs(std::env::vars().filter(|(k, _)| kept.contains(&k.as_str())))
+            .env("CARGO_TARGET_DIR", target_dir)
             .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(workspace_root())
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the binaries failed");
-        let exe = std::env::current_exe().expect("test binary path");
-        exe.parent()
-            .and_then(Path::parent)
-            .expect("test binary sits in <target>/<profile>/deps")
-            .to_path_buf()
+        profile_dir
     });
     dir.join(name)
 }
