@@ -386,11 +386,16 @@ def run_peer(args, name: str, output: Path, logs: Path) -> dict:
     return result
 
 
-def best_of(attempts: list[dict]) -> dict:
-    """The attempt with the median wall time, with every attempt's wall time."""
-    good = [a for a in attempts if a["exit_code"] == 0] or attempts
-    chosen = sorted(good, key=lambda a: a["wall_seconds"])[(len(good) - 1) // 2]
-    return {**chosen, "wall_seconds_all": [a["wall_seconds"] for a in attempts]}
+def median_attempt(attempts: list[dict]) -> dict:
+    """The measures of the attempt with the median wall time, every attempt's
+    wall time, and the output of the last attempt (each attempt replaces the
+    previous one's). A failed attempt makes the run failed."""
+    failed = [a for a in attempts if a["exit_code"] != 0]
+    chosen = failed[0] if failed else sorted(attempts, key=lambda a: a["wall_seconds"])[(len(attempts) - 1) // 2]
+    result = {**chosen, "wall_seconds_all": [a["wall_seconds"] for a in attempts]}
+    if not failed:
+        result["tables_dir"] = attempts[-1]["tables_dir"]
+    return result
 
 
 # --- input -------------------------------------------------------------------
@@ -552,7 +557,7 @@ def main() -> int:
             print(f"  {name}: exit {last['exit_code']}, wall {last['wall_seconds']:.2f} s, CPU {last['cpu_seconds']:.2f} s, peak RSS {last['peak_rss_mib']:.0f} MiB", file=sys.stderr)
             if last["exit_code"] != 0:
                 print(last.get("error", ""), file=sys.stderr)
-        results["runs"][name] = best_of(attempts)
+        results["runs"][name] = median_attempt(attempts)
 
     finished = [(n, r["tables_dir"]) for n, r in results["runs"].items() if r.get("tables_dir")]
     equal = False

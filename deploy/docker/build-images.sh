@@ -2,8 +2,10 @@
 # Builds the images docker-compose.yml runs, without pulling anything: each is
 # FROM scratch with a root filesystem assembled here from the build machine.
 #
-#   sparkify-lake:latest  submit, scheduler and executor (stripped), curl for health checks
-#   sparkify-s3:latest    Python with moto (an S3 API server) and boto3 (the input loader)
+#   sparkify-lake  submit, scheduler and executor (stripped), curl for health checks
+#   sparkify-s3    Python with moto (an S3 API server) and boto3 (the input loader)
+#
+# both tagged $SPARKIFY_IMAGE_TAG (default latest), the tag docker-compose.yml runs.
 #
 #   deploy/docker/build-images.sh                  release binaries (cargo build --release)
 #   PROFILE=debug deploy/docker/build-images.sh    debug binaries (cargo build)
@@ -15,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 profile="${PROFILE:-release}"
+tag="${SPARKIFY_IMAGE_TAG:-latest}"
 cache="${SPARKIFY_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sparkify-images}"
 moto_requirements=('moto[s3]>=5.2.5' 'flask' 'flask-cors')
 work="$(mktemp -d)"
@@ -44,9 +47,9 @@ copy_libraries() {
 }
 
 # Builds image $1 from folder $2 (rootfs/ and Dockerfile) unless an image of
-# that name already holds the same inputs.
+# that name already holds the same inputs; the image it replaces is removed.
 build_image() {
-  local image="$1" dir="$2" inputs current
+  local image="$1" dir="$2" inputs current previous
   inputs="$( (tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$dir" -cf - . | sha256sum) | cut -c1-64)"
   current="$(docker image inspect -f '{{index .Config.Labels "sparkify.inputs"}}' "$image" 2>/dev/null || true)"
   if [ "$current" = "$inputs" ]; then
@@ -54,7 +57,11 @@ build_image() {
     return
   fi
   echo "building $image"
+  previous="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
   docker build --quiet --label "sparkify.inputs=$inputs" -t "$image" "$dir" 2> >(grep -v -i 'deprecated\|buildx\|^\s*$' >&2) >/dev/null
+  if [ -n "$previous" ]; then
+    docker image rm "$previous" >/dev/null 2>&1 || true
+  fi
 }
 
 if [ -n "${BIN_DIR:-}" ]; then
@@ -77,7 +84,7 @@ done
 install -D "$(command -v curl)" "$lake/rootfs/usr/bin/curl"
 copy_libraries "$lake/rootfs"
 cp deploy/docker/Dockerfile "$lake/Dockerfile"
-build_image sparkify-lake:latest "$lake"
+build_image "sparkify-lake:$tag" "$lake"
 
 s3="$work/s3"
 python="$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')"
@@ -105,6 +112,6 @@ cp -a "$moto" "$s3/rootfs/opt/moto"
 rm -rf "$s3/rootfs/opt/moto/bin"
 copy_libraries "$s3/rootfs"
 cp deploy/docker/Dockerfile.s3 "$s3/Dockerfile"
-build_image sparkify-s3:latest "$s3"
+build_image "sparkify-s3:$tag" "$s3"
 
-docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^sparkify-'
+docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^sparkify-(lake|s3):$tag "
