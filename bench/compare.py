@@ -7,7 +7,7 @@ hive-partitioned Parquet (for Sparkify Lake: `<output>/<run>`, the run
 `<output>/_LATEST` names). The first is the reference; every other is
 compared with it table by table, as multisets of rows (`EXCEPT ALL` both
 ways), after reading every column into one canonical type: partition
-columns from the directory names, integers as BIGINT, `start_time` as
+columns from the directory names (whichever the layout has), integers as BIGINT, `start_time` as
 milliseconds since the epoch (engines write it in ms or µs), doubles and
 strings as they are (exactly: every engine parses the same JSON text, so
 the same double is expected to the last bit).
@@ -23,7 +23,7 @@ import sys
 
 import duckdb
 
-# name -> (partition columns with their types, data columns with their canonical SQL)
+# name -> (types of its possible partition columns, data columns with their canonical SQL)
 TABLES = {
     "songs": (
         {"year": "INTEGER", "artist_id": "VARCHAR"},
@@ -91,10 +91,13 @@ def parquet_files(table_dir: str) -> list[str]:
 
 def load(con, view: str, table: str, table_dir: str) -> dict:
     """Registers `view` as the canonical rows of one table; returns what the files look like."""
-    partitions, columns = TABLES[table]
+    known_partitions, columns = TABLES[table]
     files = parquet_files(table_dir)
     if not files:
         raise FileNotFoundError(f"no Parquet files under {table_dir}")
+    # The layout may vary (submit --songs-layout): the keys are read from a path.
+    keys = [part.split("=", 1)[0] for part in os.path.relpath(files[0], table_dir).split(os.sep)[:-1]]
+    partitions = {key: known_partitions.get(key, "VARCHAR") for key in keys}
     options = (
         f", hive_partitioning = true, hive_types = {partitions!r}"
         if partitions

@@ -23,10 +23,13 @@ What is measured, per run:
   counts; for the cluster, the client's time plus what the scheduler and
   executors used during the job (from /proc/<pid>/stat).
 - peak RSS: the sum over the run's processes of each one's peak resident
-  set (VmHWM, sampled every 250 ms, and the exact getrusage figure of every
-  process reaped here): Python + JVM for Spark; scheduler + 2 executors +
+  set (the exact getrusage figure of every process reaped here, else VmHWM
+  sampled every 250 ms): Python + JVM for Spark; scheduler + 2 executors +
   client for the cluster (the daemons' peaks include their start-up).
-  `rss_sampled_peak` in the JSON is the largest sum of RSS seen at one time.
+  Helpers that live under a second are left out: the JVM forks a `chmod`
+  per file written to local disk, and a fork reports its parent's peak.
+  The JSON lists the processes (`processes`) and the largest sum of RSS
+  seen at one time (`rss_sampled_peak_mib`).
 - files: Parquet files written under the five table folders.
 
 Run with any Python 3.11; the peers and the row comparison run under
@@ -51,10 +54,8 @@ import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-TARGET = Path("/var/tmp/sparkify-target")
 DEFAULT_PYTHON = "/var/tmp/sparkify-bench/bin/python"
 TABLES = ["songs", "artists", "users", "time", "songplays"]
-RUNS = ["ours", "cluster", "duckdb", "spark"]
 PEERS = ["duckdb", "spark"]
 SAMPLE_SECONDS = 0.25
 HELPER_SAMPLES = 4  # a process seen in fewer samples (about a second) is a helper
@@ -137,7 +138,7 @@ class MemoryMonitor:
         self.names: dict[tuple[int, int], str] = {}
         self.samples: dict[tuple[int, int], int] = {}
         self.exact: set[tuple[int, int]] = set()
-        self.sampled_peak_kib = 0
+        self._resident: list[dict[tuple[int, int], int]] = []  # per sample: process -> VmRSS KiB
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
 
@@ -152,7 +153,7 @@ class MemoryMonitor:
     def _sample_until_stopped(self) -> None:
         me = os.getpid()
         while not self._stop.is_set():
-            total = 0
+            resident = {}
             for pid in descendants(me):
                 stat = proc_stat(pid)
                 peak, rss = proc_memory_kib(pid)
@@ -161,9 +162,14 @@ class MemoryMonitor:
                     self.peaks[key] = max(self.peaks.get(key, 0), peak)
                     self.samples[key] = self.samples.get(key, 0) + 1
                     self.names[key] = process_name(pid)  # the latest: a script may exec a JVM
-                    total += rss
-            self.sampled_peak_kib = max(self.sampled_peak_kib, total)
+                    resident[key] = rss
+            self._resident.append(resident)
             self._stop.wait(SAMPLE_SECONDS)
+
+    def sampled_peak_kib(self) -> int:
+        """The largest sum of RSS over the counted processes seen in one sample."""
+        counted = set(self._counted())
+        return max((sum(v for k, v in r.items() if k in counted) for r in self._resident), default=0)
 
     def record_exit(self, pid: int, start_ticks: int | None, maxrss_kib: int) -> None:
         """The exact peak of a process reaped here."""
@@ -244,7 +250,7 @@ def measure(command: list[str], log: Path, daemons: list[subprocess.Popen] | Non
         "wall_seconds": round(wall, 3),
         "cpu_seconds": round(cpu, 3),
         "peak_rss_mib": round(monitor.total_peak_kib() / 1024, 1),
-        "rss_sampled_peak_mib": round(monitor.sampled_peak_kib / 1024, 1),
+        "rss_sampled_peak_mib": round(monitor.sampled_peak_kib() / 1024, 1),
         "processes": monitor.per_process_mib(),
     }
     if process.returncode != 0:
@@ -349,6 +355,7 @@ def resolve_run_dir(output: Path) -> Path:
 
 def run_ours(args, name: str, output: Path, logs: Path) -> dict:
     command = [str(args.submit), "--input", str(args.input), "--output", str(output), "--quiet"]
+    command += ["--songs-layout", args.songs_layout]
     if name == "cluster":
         vcores = args.executor_vcores or max(1, args.cores // 2)
         with LocalCluster(args.submit.parent, 2, vcores, logs) as cluster:
@@ -367,6 +374,7 @@ def run_ours(args, name: str, output: Path, logs: Path) -> dict:
 def run_peer(args, name: str, output: Path, logs: Path) -> dict:
     script = BENCH / "peers" / f"{name}_etl.py"
     command = [args.python, str(script), "--input", str(args.input), "--output", str(output)]
+    command += ["--songs-layout", args.songs_layout]
     if name == "spark":
         command += ["--cores", str(args.cores), "--driver-memory", args.spark_driver_memory]
         setup = f"local[{args.cores}], driver memory {args.spark_driver_memory}"
@@ -395,7 +403,30 @@ def median_attempt(attempts: list[dict]) -> dict:
     result = {**chosen, "wall_seconds_all": [a["wall_seconds"] for a in attempts]}
     if not failed:
         result["tables_dir"] = attempts[-1]["tables_dir"]
+        layouts = [a.get("files_per_table") for a in attempts]
+        if any(layout != layouts[-1] for layout in layouts):
+            # Only the last attempt's rows are compared: say when another wrote something else.
+            result["attempts_disagree"] = layouts
     return result
+
+
+def count_parquet(folder: Path) -> int:
+    return sum(1 for _ in folder.rglob("*.parquet"))
+
+
+def target_dirs() -> list[Path]:
+    """Where cargo puts our binaries: $CARGO_TARGET_DIR, this machine's shared target folder, the repository's."""
+    dirs = [Path(os.environ["CARGO_TARGET_DIR"])] if os.environ.get("CARGO_TARGET_DIR") else []
+    return dirs + [Path("/var/tmp/sparkify-target"), BENCH.parent / "target"]
+
+
+def default_submit() -> Path | None:
+    """The release build of submit, else the debug build, in the first target folder that has one."""
+    for target in target_dirs():
+        for profile in ("release", "debug"):
+            if (target / profile / "submit").exists():
+                return target / profile / "submit"
+    return None
 
 
 # --- input -------------------------------------------------------------------
@@ -501,15 +532,16 @@ def main() -> int:
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="cores every engine may use (default: all)")
     parser.add_argument("--executor-vcores", type=int, help="task slots of each of the 2 executors (default: cores / 2)")
     parser.add_argument("--spark-driver-memory", default="4g")
+    parser.add_argument("--songs-layout", choices=["year-artist", "year"], default="year-artist", help="songs directories, for every engine (submit --songs-layout)")
     parser.add_argument("--repeat", type=int, default=1, help="run each engine N times and keep the median wall time (default 1)")
     parser.add_argument("--json", type=Path, help="where to write the results (default: <work>/results.json)")
     parser.add_argument("--keep", action="store_true", help="keep the outputs (default: deleted after the comparison)")
     args = parser.parse_args()
 
     if args.submit is None:
-        args.submit = next((p for p in (TARGET / "release" / "submit", TARGET / "debug" / "submit") if p.exists()), None)
+        args.submit = default_submit()
         if args.submit is None:
-            parser.error(f"no submit binary under {TARGET}/{{release,debug}}; build it or pass --submit")
+            parser.error(f"no submit binary under {', '.join(map(str, target_dirs()))} (release or debug); build it or pass --submit")
     args.submit = args.submit.resolve()
     peers = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
     ours = [] if args.ours == "none" else [o.strip() for o in args.ours.split(",") if o.strip()]
@@ -533,6 +565,7 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
         "submit": str(args.submit),
         "build": build,
+        "songs_layout": args.songs_layout,
         "runs": {},
     }
     print(f"input {args.input}: {results['input_files']}; ours: {build} build; work folder {work}", file=sys.stderr)
@@ -554,10 +587,14 @@ def main() -> int:
             except RuntimeError as error:
                 attempts.append({"exit_code": -1, "error": str(error), "setup": name, "wall_seconds": 0, "cpu_seconds": 0, "peak_rss_mib": 0})
             last = attempts[-1]
+            if last.get("tables_dir"):
+                last["files_per_table"] = {t: count_parquet(Path(last["tables_dir"]) / t) for t in TABLES}
             print(f"  {name}: exit {last['exit_code']}, wall {last['wall_seconds']:.2f} s, CPU {last['cpu_seconds']:.2f} s, peak RSS {last['peak_rss_mib']:.0f} MiB", file=sys.stderr)
             if last["exit_code"] != 0:
                 print(last.get("error", ""), file=sys.stderr)
         results["runs"][name] = median_attempt(attempts)
+        if "attempts_disagree" in results["runs"][name]:
+            print(f"WARNING: {name}: attempts wrote different numbers of files: {results['runs'][name]['attempts_disagree']}", file=sys.stderr)
 
     finished = [(n, r["tables_dir"]) for n, r in results["runs"].items() if r.get("tables_dir")]
     equal = False

@@ -22,10 +22,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::Schema;
+use datafusion::datasource::provider_as_source;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, col, lit};
 use futures::future::try_join_all;
@@ -426,7 +427,11 @@ impl<'a> Run<'a> {
         } else {
             store_url_of(&self.config.output.url()).and_then(|store| {
                 let table = StagedFiles::new(schema, store, &files, self.config.partitions);
-                self.ctx.read_table(Arc::new(table))
+                // Named, so plans (`--explain`) say which records they scan.
+                let name = format!("staged_{}_{status}", kind.name());
+                let scan =
+                    LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?;
+                Ok(DataFrame::new(self.ctx.state(), scan.build()?))
             })
         };
         read.map_err(|e| EtlError::plan(what(), e))
