@@ -474,8 +474,9 @@ def ratio(ours: float | None, peer: float | None) -> str:
 def markdown(results: dict) -> str:
     runs = results["runs"]
     comparison = results.get("comparison", {})
+    reference = comparison.get("reference", "ours")
     lines = [
-        "| run | setup | wall s | CPU s | peak RSS MiB | Parquet files | MiB written | same rows as ours |",
+        f"| run | setup | wall s | CPU s | peak RSS MiB | Parquet files | MiB written | same rows as {reference} |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, run in runs.items():
@@ -484,7 +485,7 @@ def markdown(results: dict) -> str:
             continue
         files = sum(t.get("files", 0) for t in run.get("tables", {}).values())
         written = sum(t.get("bytes", 0) for t in run.get("tables", {}).values()) / 2**20
-        if name == "ours":
+        if name == reference:
             same = "reference"
         else:
             verdicts = [
@@ -496,18 +497,20 @@ def markdown(results: dict) -> str:
             f"| {name} | {run['setup']} | {run['wall_seconds']:.2f} | {run['cpu_seconds']:.2f} "
             f"| {run['peak_rss_mib']:.0f} | {files} | {written:.1f} | {same} |"
         )
-    lines += ["", "| ours / peer | wall | CPU | peak RSS | files |", "|---|---|---|---|---|"]
+    ratios = []
     for ours_name in ["ours", "cluster"]:
         for peer in PEERS:
             ours, other = runs.get(ours_name), runs.get(peer)
             if not ours or not other or ours["exit_code"] or other["exit_code"]:
                 continue
             files = [sum(t.get("files", 0) for t in r.get("tables", {}).values()) for r in (ours, other)]
-            lines.append(
+            ratios.append(
                 f"| {ours_name} / {peer} | {ratio(ours['wall_seconds'], other['wall_seconds'])} "
                 f"| {ratio(ours['cpu_seconds'], other['cpu_seconds'])} "
                 f"| {ratio(ours['peak_rss_mib'], other['peak_rss_mib'])} | {ratio(*files)} |"
             )
+    if ratios:
+        lines += ["", "| ours / peer | wall | CPU | peak RSS | files |", "|---|---|---|---|---|", *ratios]
     if comparison.get("tables"):
         lines += ["", "| table | " + " | ".join(f"rows {n}" for n in runs) + " |", "|---" * (len(runs) + 1) + "|"]
         for table in TABLES:

@@ -11,7 +11,8 @@ tunes a single-machine job:
 - `spark.sql.files.openCostInBytes` lowered so that thousands of 250-byte
   song files pack into about one read task per core instead of hundreds;
 - shuffle partitions sized for the input, with adaptive execution on to
-  coalesce them further and to broadcast the small song-key side of the join;
+  coalesce them further; the song keys (a few MB) are under Spark's
+  broadcast threshold, so the songplays join is a broadcast hash join;
 - one shuffle by the partition columns into one task per core before each
   partitioned write, so each partition directory is written by one task as
   one file and all cores write (left to adaptive execution, a small table is

@@ -131,10 +131,19 @@ pub fn written_files_schema() -> SchemaRef {
 pub fn written_files(batches: &[RecordBatch]) -> Result<Vec<WrittenFile>> {
     let mut files = Vec::new();
     for batch in batches {
-        let text = |i: usize| as_string_array(batch.column(i));
-        let number = |i: usize| as_int64_array(batch.column(i));
-        let (table, path, partition) = (text(0)?, text(1)?, text(2)?);
-        let (rows, bytes) = (number(3)?, number(4)?);
+        // By name: a client and executors of different builds fail here
+        // with the missing column's name, not with a wrong value.
+        let column = |name: &str| {
+            batch.column_by_name(name).ok_or_else(|| {
+                DataFusionError::Execution(format!(
+                    "the writer's result has no '{name}' column: are the client and the executors the same build?"
+                ))
+            })
+        };
+        let text = |name: &str| column(name).and_then(|c| as_string_array(c));
+        let number = |name: &str| column(name).and_then(|c| as_int64_array(c));
+        let (table, path, partition) = (text("table")?, text("path")?, text("partition")?);
+        let (rows, bytes) = (number("rows")?, number("bytes")?);
         for i in 0..batch.num_rows() {
             files.push(WrittenFile {
                 table: table.value(i).to_string(),
@@ -323,6 +332,20 @@ impl ExecutionPlan for ParquetWriterExec {
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
+}
+
+/// Where a file of hive partition `partition` goes. The partition's parts
+/// are already escaped the Hive way (`artist_id=AR%2FX`), so they are taken
+/// as they are: joining them as raw text would escape each `%` again.
+fn file_path(table: &Path, partition: &str, name: &str) -> Result<Path> {
+    let path = [table.as_ref(), partition, name]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/");
+    Path::parse(&path)
+        .map_err(|e| DataFusionError::Execution(format!("invalid output path '{path}': {e}")))
 }
 
 /// The object store a task reaches `location` through, with its URL.
@@ -561,11 +584,7 @@ impl PartitionedSink {
         let bytes = file.writer.into_inner()?;
         let name = format!("part-{}-{:05}.parquet", self.task_id, self.files_started);
         self.files_started += 1;
-        let mut path = self.table_path.clone();
-        for part in file.partition.split('/').filter(|p| !p.is_empty()) {
-            path = path.clone().join(part);
-        }
-        let path = path.join(name.as_str());
+        let path = file_path(&self.table_path, &file.partition, &name)?;
         while self.uploads.len() >= MAX_UPLOADS_IN_FLIGHT {
             self.collect_one_upload().await?;
         }
@@ -655,4 +674,33 @@ async fn upload(store: Arc<dyn ObjectStore>, path: Path, url: &str, bytes: Vec<u
     let mut writer = BufWriter::with_capacity(store, path, 16 * 1024 * 1024);
     writer.put(bytes.into()).await.map_err(|e| failed(&e))?;
     writer.shutdown().await.map_err(|e| failed(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_partition_values_are_not_escaped_again() {
+        let partition = crate::load::hive::partition_dir(
+            &["year".into(), "artist_id".into()],
+            &[Some("0".into()), Some("AR/X=1".into())],
+        );
+        let path = file_path(
+            &Path::from("out/run-1/songs"),
+            &partition,
+            "part-a-00000.parquet",
+        )
+        .unwrap();
+        assert_eq!(
+            path.as_ref(),
+            "out/run-1/songs/year=0/artist_id=AR%2FX%3D1/part-a-00000.parquet"
+        );
+        let unpartitioned =
+            file_path(&Path::from("out/run-1/users"), "", "part-a-00000.parquet").unwrap();
+        assert_eq!(
+            unpartitioned.as_ref(),
+            "out/run-1/users/part-a-00000.parquet"
+        );
+    }
 }
