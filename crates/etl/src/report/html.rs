@@ -7,7 +7,7 @@
 //! its numbers as `data-` attributes, so tests and tools can read the page
 //! back and check it against `_report.json`.
 
-use super::{Bar, Chart, JobReport, RunReport, Spread, StageReport, human_bytes};
+use super::{Bar, Chart, Grid, JobReport, RunReport, Spread, StageReport};
 
 /// Height of every chart's plot area, in pixels.
 const PLOT_HEIGHT: f64 = 240.0;
@@ -115,12 +115,14 @@ fn header(report: &RunReport) -> String {
 
 /// An HTML table of text cells; its `class` (`inputs`, `tables`, `stages`)
 /// lets readers of the page find it.
-fn table(class: &str, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    let head: String = header
+fn table(class: &str, grid: Grid) -> String {
+    let head: String = grid
+        .header
         .iter()
         .map(|h| format!("<th>{}</th>", escape(h)))
         .collect();
-    let body: String = rows
+    let body: String = grid
+        .rows
         .into_iter()
         .map(|row| {
             let cells: String = row
@@ -135,17 +137,6 @@ fn table(class: &str, header: &[&str], rows: impl IntoIterator<Item = Vec<String
 
 /// Records read per kind of input, and where the rejected ones went.
 fn inputs_table(report: &RunReport) -> String {
-    let rows = report.inputs.iter().map(|i| {
-        vec![
-            i.input.to_string(),
-            i.files.to_string(),
-            human_bytes(i.bytes),
-            i.records.to_string(),
-            i.loaded.to_string(),
-            i.rejected.to_string(),
-        ]
-    });
-    let header = ["input", "files", "bytes", "records", "loaded", "rejected"];
     let rejects: String = report
         .inputs
         .iter()
@@ -159,33 +150,12 @@ fn inputs_table(report: &RunReport) -> String {
             )
         })
         .collect();
-    table("inputs", &header, rows) + &rejects
+    table("inputs", report.inputs_grid()) + &rejects
 }
 
 /// Each output table's size and how evenly its rows fill its partitions.
 fn tables_table(report: &RunReport) -> String {
-    let rows = report.tables.iter().map(|t| {
-        let s = t.rows_per_partition;
-        vec![
-            t.table.clone(),
-            t.rows.to_string(),
-            t.files.to_string(),
-            human_bytes(t.bytes),
-            t.partitions.to_string(),
-            format!("{} · {} · {}", s.min, s.median, s.max),
-            format!("{:.2}", t.seconds),
-        ]
-    });
-    let header = [
-        "table",
-        "rows",
-        "files",
-        "bytes",
-        "partitions",
-        "rows/partition min · median · max",
-        "seconds",
-    ];
-    table("tables", &header, rows)
+    table("tables", report.tables_grid())
 }
 
 /// One job: its task-duration chart and its stages.
@@ -195,22 +165,12 @@ fn job_section(job: &JobReport) -> String {
     } else {
         format!(" (<code>{}</code>)", escape(&job.job_id))
     };
-    let rows = job.stages.iter().map(|s| {
-        vec![
-            s.stage.clone(),
-            s.tasks.to_string(),
-            format!("{:.2}", s.seconds),
-            s.input_rows.to_string(),
-            s.output_rows.to_string(),
-        ]
-    });
-    let header = ["stage", "tasks", "seconds", "input rows", "output rows"];
     format!(
         "<h3>{}{id}, {:.2} s</h3>{}{}",
         escape(&job.job),
         job.seconds,
         task_chart(job),
-        table("stages", &header, rows),
+        table("stages", job.stages_grid()),
     )
 }
 

@@ -151,76 +151,96 @@ impl Spread {
     }
 }
 
+/// One table of the report as a header and text cells: the terminal and
+/// the HTML page draw the same cells.
+pub struct Grid {
+    pub header: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+}
+
 impl RunReport {
-    /// The report as the terminal shows it.
+    /// Per input: files, bytes, and where every record went.
+    pub fn inputs_grid(&self) -> Grid {
+        let rows = self
+            .inputs
+            .iter()
+            .map(|i| {
+                vec![
+                    i.input.to_string(),
+                    i.files.to_string(),
+                    human_bytes(i.bytes),
+                    i.records.to_string(),
+                    i.loaded.to_string(),
+                    i.rejected.to_string(),
+                    i.ignored_files.len().to_string(),
+                ]
+            })
+            .collect();
+        Grid {
+            header: vec![
+                "input",
+                "files",
+                "bytes",
+                "records",
+                "loaded",
+                "rejected",
+                "ignored files",
+            ],
+            rows,
+        }
+    }
+
+    /// Per output table: its size and how evenly its rows fill its partitions.
+    pub fn tables_grid(&self) -> Grid {
+        let rows = self
+            .tables
+            .iter()
+            .map(|t| {
+                vec![
+                    t.table.clone(),
+                    t.rows.to_string(),
+                    t.files.to_string(),
+                    human_bytes(t.bytes),
+                    t.partitions.to_string(),
+                    t.rows_per_partition.to_string(),
+                    format!("{:.2}", t.seconds),
+                ]
+            })
+            .collect();
+        Grid {
+            header: vec![
+                "table",
+                "rows",
+                "files",
+                "bytes",
+                "partitions",
+                "rows/partition min · median · max",
+                "seconds",
+            ],
+            rows,
+        }
+    }
+
+    /// The report as the terminal shows it: one table of every job's stages.
     pub fn to_text(&self) -> String {
-        let mut inputs = Table::new();
-        inputs.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
-            "input",
-            "files",
-            "bytes",
-            "records",
-            "loaded",
-            "rejected",
-            "ignored files",
-        ]);
-        for i in &self.inputs {
-            inputs.add_row(vec![
-                i.input.to_string(),
-                i.files.to_string(),
-                human_bytes(i.bytes),
-                i.records.to_string(),
-                i.loaded.to_string(),
-                i.rejected.to_string(),
-                i.ignored_files.len().to_string(),
-            ]);
-        }
-        let mut tables = Table::new();
-        tables.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
-            "table",
-            "rows",
-            "files",
-            "bytes",
-            "partitions",
-            "rows/partition min·median·max",
-            "seconds",
-        ]);
-        for t in &self.tables {
-            let s = t.rows_per_partition;
-            tables.add_row(vec![
-                t.table.clone(),
-                t.rows.to_string(),
-                t.files.to_string(),
-                human_bytes(t.bytes),
-                t.partitions.to_string(),
-                format!("{} · {} · {}", s.min, s.median, s.max),
-                format!("{:.2}", t.seconds),
-            ]);
-        }
-        let mut stages = Table::new();
-        stages.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
-            "job",
-            "stage",
-            "tasks",
-            "seconds",
-            "rows in",
-            "rows out",
-            "task ms min·median·max",
-        ]);
+        let mut stages = Grid {
+            header: [vec!["job"], JobReport::default().stages_grid().header].concat(),
+            rows: Vec::new(),
+        };
         for job in &self.jobs {
-            for stage in &job.stages {
-                let ms = Spread::of(stage.task_ms.clone());
-                stages.add_row(vec![
-                    job.job.clone(),
-                    stage.stage.clone(),
-                    stage.tasks.to_string(),
-                    format!("{:.2}", stage.seconds),
-                    stage.input_rows.to_string(),
-                    stage.output_rows.to_string(),
-                    format!("{} · {} · {}", ms.min, ms.median, ms.max),
-                ]);
+            for row in job.stages_grid().rows {
+                stages.rows.push([vec![job.job.clone()], row].concat());
             }
         }
+        let [inputs, tables, stages] =
+            [self.inputs_grid(), self.tables_grid(), stages].map(|grid| {
+                let mut table = Table::new();
+                table.load_preset(UTF8_BORDERS_ONLY).set_header(grid.header);
+                for row in grid.rows {
+                    table.add_row(row);
+                }
+                table
+            });
         let mut text = format!("{inputs}\n{tables}\n{stages}\n");
         for i in self.inputs.iter().filter(|i| i.rejected > 0) {
             if let Some(location) = &i.rejects_location {
@@ -235,6 +255,43 @@ impl RunReport {
             self.published, self.seconds, self.output
         ));
         text
+    }
+}
+
+impl JobReport {
+    /// Per stage: tasks, time, rows, and the spread of its task times.
+    pub fn stages_grid(&self) -> Grid {
+        let rows = self
+            .stages
+            .iter()
+            .map(|s| {
+                vec![
+                    s.stage.clone(),
+                    s.tasks.to_string(),
+                    format!("{:.2}", s.seconds),
+                    s.input_rows.to_string(),
+                    s.output_rows.to_string(),
+                    Spread::of(s.task_ms.clone()).to_string(),
+                ]
+            })
+            .collect();
+        Grid {
+            header: vec![
+                "stage",
+                "tasks",
+                "seconds",
+                "rows in",
+                "rows out",
+                "task ms min · median · max",
+            ],
+            rows,
+        }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} · {} · {}", self.min, self.median, self.max)
     }
 }
 
