@@ -46,7 +46,7 @@ use crate::load::writer::{
 use crate::location::Location;
 use crate::report::{InputReport, JobReport, RunReport, TableReport, charts};
 use crate::schema::{InputKind, STATUS, STATUS_OK, STATUS_REJECTED, reject_fields};
-use crate::tables::{SongsLayout, Staged, TableDef, tables};
+use crate::tables::{SongsLayout, Staged, TableDef, songplays, tables};
 
 /// Runs physical plans: Ballista in-process or on a cluster.
 #[async_trait]
@@ -589,26 +589,42 @@ impl<'a> Run<'a> {
         Ok(checked)
     }
 
-    /// Songplays per user, for the report: counted by a job of its own
-    /// over the songplays query itself, so the chart counts exactly the
-    /// rows the table holds. Only one count per user reaches the client.
-    async fn plays_per_user(&self, staged: &Staged) -> Result<Vec<u64>> {
+    /// Songplays per user, for the report, as (plays, users with that
+    /// many plays): counted on the executors from the staged plays (every
+    /// NextSong event is one songplay, which the row-count check holds the
+    /// table to), so only one row per distinct count reaches the client.
+    async fn plays_per_user(&self, staged: &Staged) -> Result<Vec<(u64, u64)>> {
         let what = "songplays per user";
-        let counts = (crate::tables::songplays::TABLE.plan)(staged)
+        let distribution = crate::tables::song_plays(&staged.events)
             .and_then(|plays| {
-                plays.aggregate(vec![col("user_id")], vec![count(lit(1)).alias("plays")])
+                plays.aggregate(
+                    vec![songplays::user_id().alias("user_id")],
+                    vec![count(lit(1)).alias("plays")],
+                )
+            })
+            .and_then(|per_user| {
+                per_user.aggregate(vec![col("plays")], vec![count(lit(1)).alias("users")])
             })
             .map_err(|e| EtlError::plan(what, e))?;
         let plan = self
-            .physical_plan(what, counts.logical_plan().clone())
+            .physical_plan(what, distribution.logical_plan().clone())
             .await?;
         let batches = self.run_job(what, plan).await?;
-        let mut plays = Vec::new();
+        let mut pairs = Vec::new();
         for batch in &batches {
-            let column = int64_column(batch, "plays", what)?;
-            plays.extend(column.values().iter().map(|v| *v as u64));
+            let (plays, users) = (
+                int64_column(batch, "plays", what)?,
+                int64_column(batch, "users", what)?,
+            );
+            pairs.extend(
+                plays
+                    .values()
+                    .iter()
+                    .zip(users.values())
+                    .map(|(p, u)| (*p as u64, *u as u64)),
+            );
         }
-        Ok(plays)
+        Ok(pairs)
     }
 
     async fn physical_plan(&self, what: &str, plan: LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {

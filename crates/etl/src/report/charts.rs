@@ -102,13 +102,19 @@ pub fn rows_per_partition(table: &str, files: &[WrittenFile], columns: &[&str]) 
 
 /// How many keys have how many rows, in power-of-two buckets (1, 2, 3–4,
 /// 5–8 …): the shape of a skewed distribution over many keys, where one bar
-/// per key would be unreadable.
-pub fn keys_per_count(title: &str, key: &str, counts: impl IntoIterator<Item = u64>) -> Chart {
+/// per key would be unreadable. `counts` are (rows, keys with that many
+/// rows) pairs, so a distribution already counted on the executors arrives
+/// as a few pairs, not one number per key.
+pub fn keys_per_count(
+    title: &str,
+    key: &str,
+    counts: impl IntoIterator<Item = (u64, u64)>,
+) -> Chart {
     let mut buckets: BTreeMap<u32, u64> = BTreeMap::new();
-    for count in counts.into_iter().filter(|c| *c > 0) {
+    for (count, keys) in counts.into_iter().filter(|(c, _)| *c > 0) {
         *buckets
             .entry(count.next_power_of_two().trailing_zeros())
-            .or_default() += 1;
+            .or_default() += keys;
     }
     let bars = buckets
         .into_iter()
@@ -160,7 +166,8 @@ mod tests {
 
     #[test]
     fn keys_fall_into_power_of_two_buckets() {
-        let chart = keys_per_count("songs per artist", "artist", [1, 1, 2, 3, 4, 5, 9]);
+        let counts = [1, 1, 2, 3, 4, 5, 9].map(|rows| (rows, 1));
+        let chart = keys_per_count("songs per artist", "artist", counts);
         assert_eq!(
             bars(&chart),
             vec![("1", 2), ("2", 1), ("3–4", 2), ("5–8", 1), ("9–16", 1)]

@@ -70,7 +70,10 @@ impl PartitionChart {
         match self {
             PartitionChart::RowsBy(columns) => charts::rows_per_partition(table, files, columns),
             PartitionChart::ValuesPerCount { column, title, key } => {
-                charts::keys_per_count(title, key, charts::rows_per_value(files, column))
+                let counts = charts::rows_per_value(files, column)
+                    .into_iter()
+                    .map(|rows| (rows, 1));
+                charts::keys_per_count(title, key, counts)
             }
         }
     }
@@ -102,7 +105,7 @@ pub fn tables(layout: SongsLayout) -> [TableDef; 5] {
 }
 
 /// Events of songs being played: the only page the tables are built from.
-fn song_plays(events: &DataFrame) -> Result<DataFrame> {
+pub fn song_plays(events: &DataFrame) -> Result<DataFrame> {
     events.clone().filter(col("page").eq(lit("NextSong")))
 }
 

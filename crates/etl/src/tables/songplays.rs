@@ -18,7 +18,7 @@ use datafusion::common::JoinType;
 use datafusion::error::Result;
 use datafusion::functions::expr_fn::nullif;
 use datafusion::functions_aggregate::expr_fn::{first_value, min};
-use datafusion::prelude::{DataFrame, cast, col, ident, lit};
+use datafusion::prelude::{DataFrame, Expr, cast, col, ident, lit};
 
 use super::{Clustering, PartitionChart, Staged, TableDef, song_plays, start_time, time_part};
 
@@ -36,7 +36,7 @@ fn songplays_plan(staged: &Staged) -> Result<DataFrame> {
     let plays = song_plays(&staged.events)?.select(vec![
         col("record_id").alias("songplay_id"),
         start_time().alias("start_time"),
-        cast(nullif(ident("userId"), lit("")), DataType::Int32).alias("user_id"),
+        user_id().alias("user_id"),
         col("level"),
         col("song"),
         col("artist"),
@@ -84,4 +84,9 @@ fn song_keys(staged: &Staged) -> Result<DataFrame> {
 fn expected_rows(staged: &Staged) -> Result<DataFrame> {
     use datafusion::functions_aggregate::expr_fn::count;
     song_plays(&staged.events)?.aggregate(vec![], vec![count(lit(1)).alias("rows")])
+}
+
+/// The user of a play: `userId` as an int, null for a logged-out one.
+pub fn user_id() -> Expr {
+    cast(nullif(ident("userId"), lit("")), DataType::Int32)
 }
