@@ -60,7 +60,9 @@ impl ObjectStoreRegistry for LakeObjectStores {
             return Ok(Arc::clone(store));
         }
         let store: Arc<dyn ObjectStore> = match url.scheme() {
-            "file" => Arc::new(LocalFileSystem::new()),
+            // Deleting a run's files also removes the folders they leave
+            // empty, as deleting the objects of a prefix does on S3.
+            "file" => Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)),
             "s3" => Arc::new(s3_store(url)?),
             other => {
                 return Err(DataFusionError::Configuration(format!(

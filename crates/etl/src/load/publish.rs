@@ -170,11 +170,7 @@ async fn remove_strays(
             !keep.contains(path.as_ref()) && !run_metadata
         })
         .collect();
-    delete_all(store, strays).await?;
-    if run_dir.is_local() {
-        remove_empty_dirs(&local_path(run_dir));
-    }
-    Ok(())
+    delete_all(store, strays).await
 }
 
 /// Deletes committed runs older than `previous` and every uncommitted run
@@ -206,8 +202,10 @@ async fn remove_old_runs(
             .map_err(|e| EtlError::store(format!("listing {dir}"), e))?;
         delete_all(store, objects).await?;
         if dir.is_local() {
-            // The objects are gone; what is left are empty folders.
-            let _ = std::fs::remove_dir_all(local_path(&dir));
+            // What a killed local write left is not listed (a temporary
+            // file): the folder goes with it, off the async threads.
+            let path = local_path(&dir);
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
         }
     }
     Ok(())
@@ -228,18 +226,4 @@ async fn delete_all(store: &Arc<dyn ObjectStore>, paths: Vec<Path>) -> Result<()
 
 fn local_path(location: &Location) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/{}", location.object_path()))
-}
-
-/// Removes the empty folders a local store keeps after its files are deleted.
-fn remove_empty_dirs(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_empty_dirs(&entry.path());
-            // Fails, as it should, when the folder still holds files.
-            let _ = std::fs::remove_dir(entry.path());
-        }
-    }
 }
