@@ -8,6 +8,7 @@ use e2e::cluster::{Cluster, S3Server, list};
 use e2e::expect::{
     WORKSPACE, check_counts, check_event_facts, check_keys, check_types, check_workspace_match,
 };
+use e2e::http::http_request;
 use e2e::tables::Published;
 use e2e::{Daemon, assert_success, free_port, shared_data, submit, workspace_root};
 
@@ -104,12 +105,75 @@ async fn the_etl_runs_sharded_over_two_executors_from_s3_to_s3() {
             "no songs file was written by this executor:\n{log}"
         );
     }
+    check_shuffle_report(&cluster, &s3, &run).await;
     let secret = "sparkify-test-secret";
     for daemon in cluster.executors.iter().chain([&cluster.scheduler]) {
         assert!(!daemon.log().contains(secret), "a log shows the secret key");
     }
     assert!(!String::from_utf8_lossy(&output.stdout).contains(secret));
     assert!(!String::from_utf8_lossy(&output.stderr).contains(secret));
+}
+
+/// The bytes each stage shuffled, in the run's `_report.json`, are what our
+/// scheduler's `/api/job/{id}/shuffle` says, and that endpoint counts the
+/// same rows per stage as Ballista's own stage metrics: every block counted
+/// once.
+async fn check_shuffle_report(cluster: &Cluster, s3: &S3Server, run: &str) {
+    use object_store::ObjectStoreExt;
+    let report = s3
+        .bucket("lake")
+        .get(&format!("{run}/_report.json").into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    let port: u16 = cluster
+        .address()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let get = |path: String| -> serde_json::Value {
+        let (status, body) = http_request(port, "GET", &path).expect("the scheduler answers");
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let mut multi_block_stages = 0;
+    for job in report["jobs"].as_array().unwrap() {
+        let id = job["job_id"].as_str().unwrap();
+        let shuffle = get(format!("/api/job/{id}/shuffle"));
+        let ballista = get(format!("/api/job/{id}/stages"));
+        let by_id = |stages: &serde_json::Value, key: &str, id: &str| {
+            stages["stages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s[key].to_string().trim_matches('"') == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("stage {id} of {}", job["job"]))
+        };
+        for stage in job["stages"].as_array().unwrap() {
+            let stage_id = stage["stage"].as_str().unwrap();
+            let wrote = by_id(&shuffle, "stage_id", stage_id);
+            let counted = by_id(&ballista, "stage_id", stage_id);
+            assert_eq!(
+                wrote["rows"], counted["output_rows"],
+                "{}: {wrote}",
+                job["job"]
+            );
+            assert_eq!(wrote["bytes"], stage["shuffle_bytes"]);
+            assert_eq!(wrote["blocks"], stage["shuffle_blocks"]);
+            assert!(stage["shuffle_bytes"].as_u64().unwrap() > 0, "{stage}");
+            multi_block_stages += usize::from(stage["shuffle_blocks"].as_u64().unwrap() > 1);
+        }
+    }
+    assert!(
+        multi_block_stages > 0,
+        "some stage shuffles in several blocks"
+    );
 }
 
 #[test]

@@ -327,7 +327,7 @@ fn check_distribution_charts(page: &roxmltree::Document, json: &serde_json::Valu
 }
 
 /// Every job has a task-duration chart with the min, median and max of
-/// each stage's task times.
+/// each stage's task times, and every stage says what it shuffled.
 fn check_task_charts(page: &roxmltree::Document, json: &serde_json::Value) {
     let jobs = json["jobs"].as_array().unwrap();
     assert!(!jobs.is_empty(), "the report lists the jobs");
@@ -369,6 +369,11 @@ fn check_task_charts(page: &roxmltree::Document, json: &serde_json::Value) {
             })
             .collect();
         assert_eq!(drawn, expected, "{}", job["job"]);
+        for stage in job["stages"].as_array().unwrap() {
+            // Every stage writes something for the next one, or for the client.
+            assert!(stage["shuffle_bytes"].as_u64().unwrap() > 0, "{stage}");
+            assert!(stage["shuffle_blocks"].as_u64().unwrap() > 0, "{stage}");
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use crate::error::ClusterError;
 use crate::rest::{SchedulerIdentity, SchedulerRest};
 use crate::session::physical_codec;
+use crate::shuffle::JobShuffle;
 
 /// How often progress is read from the scheduler.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -151,8 +152,22 @@ impl BallistaEngine {
             }
         };
         if let Some(job) = job {
+            let shuffle = self.rest.shuffle(&job.job_id).await.unwrap_or_else(|e| {
+                tracing::warn!(job = name, "no shuffle bytes: {e}");
+                JobShuffle::default()
+            });
             match self.rest.stages(&job.job_id).await {
-                Ok(stages) => report.stages = stages.stages.iter().map(|s| s.report()).collect(),
+                Ok(stages) => {
+                    report.stages = stages
+                        .stages
+                        .iter()
+                        .map(|s| s.report(shuffle.stage(&s.stage_id)))
+                        .collect();
+                    // The scheduler lists them in no particular order.
+                    report
+                        .stages
+                        .sort_by_key(|s| s.stage.parse::<usize>().unwrap_or(usize::MAX));
+                }
                 Err(e) => tracing::warn!(job = name, "no stage metrics: {e}"),
             }
             report.job_id = job.job_id;

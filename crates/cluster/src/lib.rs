@@ -5,7 +5,8 @@
 //! - [`scheduler`], [`executor`]: Ballista's scheduler and executor with our setup;
 //! - [`embedded`]: both in the client process, for the zero-setup default;
 //! - [`engine`]: submitting jobs and following their progress; [`rest`]: the
-//!   scheduler's REST API; [`explain`]: a job's stages without running it.
+//!   scheduler's REST API; [`shuffle`]: the bytes each stage shuffled, an
+//!   endpoint of our scheduler; [`explain`]: a job's stages without running it.
 
 pub mod embedded;
 pub mod engine;
@@ -17,3 +18,4 @@ pub mod object_stores;
 pub mod rest;
 pub mod scheduler;
 pub mod session;
+pub mod shuffle;

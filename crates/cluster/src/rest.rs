@@ -7,6 +7,7 @@ use etl::report::StageReport;
 use serde::Deserialize;
 
 use crate::error::ClusterError;
+use crate::shuffle::{JobShuffle, StageShuffle};
 
 /// How often registration is checked while waiting for executors.
 const REGISTRATION_POLL: Duration = Duration::from_millis(200);
@@ -104,8 +105,10 @@ impl TaskInfo {
 }
 
 impl StageInfo {
-    /// The stage as the run report shows it.
-    pub fn report(&self) -> StageReport {
+    /// The stage as the run report shows it, with what it wrote for the
+    /// next stage (nothing when the scheduler does not say).
+    pub fn report(&self, shuffle: Option<&StageShuffle>) -> StageReport {
+        let shuffle = shuffle.cloned().unwrap_or_default();
         let tasks: Vec<&TaskInfo> = self.tasks.iter().flatten().collect();
         let first = tasks.iter().map(|t| t.start_exec_time).min().unwrap_or(0);
         let last = tasks.iter().map(|t| t.end_exec_time).max().unwrap_or(0);
@@ -115,6 +118,8 @@ impl StageInfo {
             seconds: last.saturating_sub(first) as f64 / 1000.0,
             input_rows: self.input_rows,
             output_rows: self.output_rows,
+            shuffle_blocks: shuffle.blocks,
+            shuffle_bytes: shuffle.bytes,
             task_ms: tasks.iter().map(|t| t.exec_duration).collect(),
         }
     }
@@ -203,6 +208,11 @@ impl SchedulerRest {
 
     pub async fn stages(&self, job_id: &str) -> Result<Stages, ClusterError> {
         self.get(&format!("/api/job/{job_id}/stages")).await
+    }
+
+    /// What each stage of a finished job wrote (our scheduler's endpoint).
+    pub async fn shuffle(&self, job_id: &str) -> Result<JobShuffle, ClusterError> {
+        self.get(&format!("/api/job/{job_id}/shuffle")).await
     }
 
     /// Waits until at least one executor has registered.

@@ -461,6 +461,8 @@ mod tests {
                     seconds: 0.9,
                     input_rows: 10,
                     output_rows: 10,
+                    shuffle_blocks: 3,
+                    shuffle_bytes: 2048,
                     task_ms: vec![300, 10, 40],
                 }],
             }],

@@ -51,6 +51,12 @@ pub struct StageReport {
     pub input_rows: u64,
     /// Rows the stage wrote: to its shuffle files, or the job's output.
     pub output_rows: u64,
+    /// Blocks of output the stage wrote for the next stage (or for the
+    /// client, for the job's last stage): one per map partition and output
+    /// partition with rows.
+    pub shuffle_blocks: usize,
+    /// Bytes of those blocks, as their writers counted them.
+    pub shuffle_bytes: u64,
     /// Each task's execution time, in milliseconds.
     pub task_ms: Vec<u64>,
 }
@@ -259,7 +265,7 @@ impl RunReport {
 }
 
 impl JobReport {
-    /// Per stage: tasks, time, rows, and the spread of its task times.
+    /// Per stage: tasks, time, rows, bytes shuffled, and the spread of its task times.
     pub fn stages_grid(&self) -> Grid {
         let rows = self
             .stages
@@ -271,6 +277,7 @@ impl JobReport {
                     format!("{:.2}", s.seconds),
                     s.input_rows.to_string(),
                     s.output_rows.to_string(),
+                    format!("{} in {}", human_bytes(s.shuffle_bytes), s.shuffle_blocks),
                     Spread::of(s.task_ms.clone()).to_string(),
                 ]
             })
@@ -282,6 +289,7 @@ impl JobReport {
                 "seconds",
                 "rows in",
                 "rows out",
+                "shuffle written (blocks)",
                 "task ms min · median · max",
             ],
             rows,
