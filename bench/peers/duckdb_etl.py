@@ -231,11 +231,18 @@ def main() -> None:
     con.execute(f"SET threads = {args.threads}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET partitioned_write_max_open_files = 100000")
+    # Spill files go beside the output, not into the current folder.
+    con.execute(f"SET temp_directory = '{output}-spill'")
     session_ready = time.monotonic()
 
     root = os.path.abspath(args.input)
     load_records(con, "song_records", os.path.join(root, "song_data"), SONG_COLUMNS, ["song_id", "artist_id"])
+    # One open file per songs partition, so each gets exactly one file: there
+    # are at most as many (year, artist_id) partitions as songs. Below that,
+    # DuckDB closes and reopens partition files (at 200,000 songs it wrote
+    # 12,000 of 184,585 files in 13 minutes with a limit of 100,000).
+    songs = con.execute("SELECT count(*) FROM song_records").fetchone()[0]
+    con.execute(f"SET partitioned_write_max_open_files = {max(songs, 1) + 1}")
     load_records(con, "event_records", os.path.join(root, "log_data"), EVENT_COLUMNS, ["ts", "page"])
     # Sparkify Lake rejects an event whose userId is neither empty nor an int.
     con.execute(
@@ -259,6 +266,8 @@ def main() -> None:
         write_table(con, name, query, partition_by, sort_by, os.path.join(output, name))
         timings[name] = round(time.monotonic() - table_started, 3)
     finished = time.monotonic()
+    con.close()
+    shutil.rmtree(f"{output}-spill", ignore_errors=True)
     print(
         json.dumps(
             {

@@ -23,8 +23,17 @@ use crate::object_stores::LakeObjectStores;
 ///   side of an outer join, and on Ballista every task would then emit that
 ///   side's unmatched rows again (the songplays left join duplicated plays);
 /// - `partitions` sets how many tasks each stage runs.
+/// The largest gRPC message any role sends or accepts. A scan's plan carries
+/// its input's file list, one path per file: 200,000 song files make a plan
+/// of about 16 MiB, Ballista's default limit, and a million about 80 MiB.
+pub const MAX_MESSAGE_BYTES: u32 = 256 * 1024 * 1024;
+
 pub fn session_config(partitions: usize) -> SessionConfig {
     let mut config = SessionConfig::new_with_ballista()
+        .set_usize(
+            "ballista.client.grpc_max_message_size",
+            MAX_MESSAGE_BYTES as usize,
+        )
         .with_target_partitions(partitions.max(1))
         .with_round_robin_repartition(false)
         .with_ballista_physical_extension_codec(physical_codec());
