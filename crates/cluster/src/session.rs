@@ -14,6 +14,11 @@ use etl::codec::LakeCodec;
 
 use crate::object_stores::LakeObjectStores;
 
+/// The largest gRPC message any role sends or accepts. A scan's plan carries
+/// its input's file list, one path per file: 200,000 song files make a plan
+/// of about 16 MiB, Ballista's default limit, and a million about 80 MiB.
+pub const MAX_MESSAGE_BYTES: u32 = 256 * 1024 * 1024;
+
 /// Session settings for the client, the scheduler and the executors.
 ///
 /// - round-robin repartitioning is off: on Ballista every repartition is a
@@ -23,11 +28,6 @@ use crate::object_stores::LakeObjectStores;
 ///   side of an outer join, and on Ballista every task would then emit that
 ///   side's unmatched rows again (the songplays left join duplicated plays);
 /// - `partitions` sets how many tasks each stage runs.
-/// The largest gRPC message any role sends or accepts. A scan's plan carries
-/// its input's file list, one path per file: 200,000 song files make a plan
-/// of about 16 MiB, Ballista's default limit, and a million about 80 MiB.
-pub const MAX_MESSAGE_BYTES: u32 = 256 * 1024 * 1024;
-
 pub fn session_config(partitions: usize) -> SessionConfig {
     let mut config = SessionConfig::new_with_ballista()
         .set_usize(
