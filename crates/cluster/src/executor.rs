@@ -6,10 +6,11 @@ use std::sync::Arc;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 
 use crate::object_stores::LakeObjectStores;
-use crate::session::{MAX_MESSAGE_BYTES, physical_codec, runtime_env, session_config};
+use crate::session::{physical_codec, raise_message_limits, runtime_env, session_config};
 
 /// Adds our codec, session and object stores to an executor configuration,
-/// and raises its gRPC message limits to [`MAX_MESSAGE_BYTES`].
+/// and raises its gRPC message limits to
+/// [`MAX_MESSAGE_BYTES`](crate::session::MAX_MESSAGE_BYTES).
 /// Spill files go to the executor's work folder; the scheduling policy is
 /// the caller's (`--task-scheduling-policy`).
 pub fn with_lake_setup(mut config: ExecutorProcessConfig) -> ExecutorProcessConfig {
@@ -20,12 +21,10 @@ pub fn with_lake_setup(mut config: ExecutorProcessConfig) -> ExecutorProcessConf
         runtime_env(Arc::clone(&stores), work_dir.as_deref())
     }));
     config.override_physical_codec = Some(physical_codec());
-    for limit in [
+    raise_message_limits([
         &mut config.grpc_max_decoding_message_size,
         &mut config.grpc_max_encoding_message_size,
-    ] {
-        *limit = (*limit).max(MAX_MESSAGE_BYTES);
-    }
+    ]);
     config
 }
 

@@ -108,7 +108,7 @@ impl StageInfo {
     /// The stage as the run report shows it, with what it wrote for the
     /// next stage (nothing when the scheduler does not say).
     pub fn report(&self, shuffle: Option<&StageShuffle>) -> StageReport {
-        let shuffle = shuffle.cloned().unwrap_or_default();
+        let (shuffle_blocks, shuffle_bytes) = shuffle.map_or((0, 0), |s| (s.blocks, s.bytes));
         let tasks: Vec<&TaskInfo> = self.tasks.iter().flatten().collect();
         let first = tasks.iter().map(|t| t.start_exec_time).min().unwrap_or(0);
         let last = tasks.iter().map(|t| t.end_exec_time).max().unwrap_or(0);
@@ -118,8 +118,8 @@ impl StageInfo {
             seconds: last.saturating_sub(first) as f64 / 1000.0,
             input_rows: self.input_rows,
             output_rows: self.output_rows,
-            shuffle_blocks: shuffle.blocks,
-            shuffle_bytes: shuffle.bytes,
+            shuffle_blocks,
+            shuffle_bytes,
             task_ms: tasks.iter().map(|t| t.exec_duration).collect(),
         }
     }

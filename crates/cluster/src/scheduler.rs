@@ -20,11 +20,12 @@ use tonic::service::RoutesBuilder;
 
 use crate::object_stores::LakeObjectStores;
 use crate::session::{
-    MAX_MESSAGE_BYTES, physical_codec, runtime_env, scheduler_session_state, session_config,
+    physical_codec, raise_message_limits, runtime_env, scheduler_session_state, session_config,
 };
 
 /// Adds our codec, session and object stores to a scheduler configuration,
-/// and raises its gRPC message limits to [`MAX_MESSAGE_BYTES`].
+/// and raises its gRPC message limits to
+/// [`MAX_MESSAGE_BYTES`](crate::session::MAX_MESSAGE_BYTES).
 /// The scheduling policy is the caller's (`--scheduler-policy`).
 pub fn with_lake_setup(config: SchedulerConfig) -> SchedulerConfig {
     let stores = Arc::new(LakeObjectStores::new());
@@ -37,13 +38,11 @@ pub fn with_lake_setup(config: SchedulerConfig) -> SchedulerConfig {
             ))
         }));
     config.override_physical_codec = Some(physical_codec());
-    for limit in [
+    raise_message_limits([
         &mut config.grpc_server_max_decoding_message_size,
         &mut config.grpc_server_max_encoding_message_size,
         &mut config.grpc_client_max_message_size,
-    ] {
-        *limit = (*limit).max(MAX_MESSAGE_BYTES);
-    }
+    ]);
     config
 }
 

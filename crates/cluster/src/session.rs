@@ -19,6 +19,14 @@ use crate::object_stores::LakeObjectStores;
 /// of about 16 MiB, Ballista's default limit, and a million about 80 MiB.
 pub const MAX_MESSAGE_BYTES: u32 = 256 * 1024 * 1024;
 
+/// Raises each of a role's gRPC message limits to [`MAX_MESSAGE_BYTES`],
+/// keeping any that a flag set higher.
+pub fn raise_message_limits<const N: usize>(limits: [&mut u32; N]) {
+    for limit in limits {
+        *limit = (*limit).max(MAX_MESSAGE_BYTES);
+    }
+}
+
 /// Session settings for the client, the scheduler and the executors.
 ///
 /// - round-robin repartitioning is off: on Ballista every repartition is a

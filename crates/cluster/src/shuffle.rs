@@ -15,7 +15,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use ballista_core::serde::protobuf;
-use ballista_core::serde::scheduler::PartitionLocation;
 use ballista_scheduler::cluster::JobState;
 use ballista_scheduler::state::execution_graph::ExecutionGraph;
 use ballista_scheduler::state::execution_stage::{ExecutionStage, StageOutput};
@@ -40,11 +39,11 @@ pub struct JobShuffle {
 }
 
 impl JobShuffle {
-    /// The entry of stage `stage_id`, if the stage wrote anything.
+    /// The entry of stage `stage_id` (as Ballista's REST API spells it), if
+    /// the stage wrote anything.
     pub fn stage(&self, stage_id: &str) -> Option<&StageShuffle> {
-        self.stages
-            .iter()
-            .find(|s| s.stage_id.to_string() == stage_id)
+        let stage_id: usize = stage_id.parse().ok()?;
+        self.stages.iter().find(|s| s.stage_id == stage_id)
     }
 }
 
@@ -78,30 +77,30 @@ async fn job_shuffle(
 /// A stage read by several stages has its locations listed by each, so
 /// every block is counted once.
 fn summarise(graph: &(dyn ExecutionGraph + Send + Sync)) -> JobShuffle {
-    let inputs = graph.stages().values().flat_map(|stage| {
-        stage_inputs(stage)
-            .into_iter()
-            .flat_map(|inputs| inputs.values())
-            .flat_map(|output| output.partition_locations.values().flatten().cloned())
-    });
-    let locations: Vec<PartitionLocation> = inputs.chain(graph.output_locations()).collect();
+    let final_outputs = graph.output_locations();
+    let read_by_stages = graph
+        .stages()
+        .values()
+        .filter_map(stage_inputs)
+        .flat_map(HashMap::values)
+        .flat_map(|output| output.partition_locations.values().flatten());
     let mut seen = HashSet::new();
     let mut by_stage: BTreeMap<usize, StageShuffle> = BTreeMap::new();
-    for location in locations {
-        let key = (
-            location.partition_id.stage_id,
-            location.partition_id.partition_id,
+    for location in read_by_stages.chain(&final_outputs) {
+        let id = &location.partition_id;
+        let block = (
+            id.stage_id,
+            id.partition_id,
             location.map_partition_id,
-            location.executor_meta.id.clone(),
+            &location.executor_meta.id,
             location.file_id,
         );
-        if !seen.insert(key) {
+        if !seen.insert(block) {
             continue;
         }
         let stats: protobuf::PartitionStats = location.partition_stats.into();
-        let stage_id = location.partition_id.stage_id;
-        let entry = by_stage.entry(stage_id).or_insert_with(|| StageShuffle {
-            stage_id,
+        let entry = by_stage.entry(id.stage_id).or_insert_with(|| StageShuffle {
+            stage_id: id.stage_id,
             ..StageShuffle::default()
         });
         entry.blocks += 1;
