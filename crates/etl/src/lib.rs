@@ -9,6 +9,7 @@
 //! - [`extract`]: listing and decoding the input, the raw scan operator;
 //! - [`tables`]: one module per output table;
 //! - [`load`]: the partitioned Parquet writer and the publish protocol;
+//! - [`local_disk`]: batched reads and writes of small local files;
 //! - [`run`]: the steps of a run; [`report`]: what it did, in numbers;
 //! - [`codec`]: how our operators travel inside Ballista plans.
 
@@ -17,6 +18,7 @@ pub mod crash;
 pub mod error;
 pub mod extract;
 pub mod load;
+pub mod local_disk;
 pub mod location;
 pub mod report;
 pub mod run;

@@ -37,7 +37,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
     PlanProperties, SendableRecordBatchStream,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
@@ -46,10 +46,16 @@ use tokio::sync::mpsc::Sender;
 use super::decode::{Decoded, RecordDecoder, Reject, SourceFile, record_id};
 use super::listing::InputFile;
 use crate::load::writer::task_store;
+use crate::local_disk;
 use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
 
 /// Files fetched at once by one task: enough to hide S3 latency for tiny files.
 const FETCHES_IN_FLIGHT: usize = 64;
+/// Local files read per blocking call ([`crate::local_disk`]).
+const LOCAL_READ_FILES: usize = 256;
+/// Blocking reads of local files one task keeps going: one reads while the
+/// task decodes what the other read.
+const LOCAL_READS_IN_FLIGHT: usize = 2;
 /// A decode group closes at this many bytes or files, whichever comes first.
 const GROUP_BYTES: usize = 8 * 1024 * 1024;
 const GROUP_FILES: usize = 2048;
@@ -227,6 +233,7 @@ impl ExecutionPlan for RawScanExec {
             schema: schema.clone(),
             decoder: RecordDecoder::new(self.spec.kind),
             rejects: self.spec.rejects,
+            local: local_disk::is_local(&store_url),
             batch_size: context.session_config().batch_size(),
             metrics: ScanMetrics::new(&self.metrics, partition),
         };
@@ -270,6 +277,8 @@ struct Staging {
     schema: SchemaRef,
     decoder: RecordDecoder,
     rejects: RejectPolicy,
+    /// The input is on local disk: read in batches ([`crate::local_disk`]).
+    local: bool,
     batch_size: usize,
     metrics: ScanMetrics,
 }
@@ -284,9 +293,11 @@ impl Staging {
         files: Vec<(u32, String)>,
         sender: Sender<Result<RecordBatch>>,
     ) -> Result<()> {
-        let mut fetched = futures::stream::iter(files)
-            .map(|(ordinal, path)| fetch(Arc::clone(&store), &store_url, ordinal, path))
-            .buffered(FETCHES_IN_FLIGHT);
+        let mut fetched = if self.local {
+            local_reads(store_url, files).boxed()
+        } else {
+            store_reads(store, store_url, files).boxed()
+        };
         let mut group: Vec<SourceFile> = Vec::new();
         let mut group_bytes = 0;
         while let Some(file) = fetched.try_next().await? {
@@ -393,6 +404,51 @@ impl Staging {
         columns.push(Arc::new(StringArray::from(vec![STATUS_REJECTED; rows])));
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
+}
+
+/// The task's files from the store, [`FETCHES_IN_FLIGHT`] at a time.
+fn store_reads(
+    store: Arc<dyn ObjectStore>,
+    store_url: String,
+    files: Vec<(u32, String)>,
+) -> impl Stream<Item = Result<SourceFile>> {
+    futures::stream::iter(files)
+        .map(move |(ordinal, path)| fetch(Arc::clone(&store), &store_url, ordinal, path))
+        .buffered(FETCHES_IN_FLIGHT)
+}
+
+/// The task's files from local disk, [`LOCAL_READ_FILES`] per blocking call.
+fn local_reads(
+    store_url: String,
+    files: Vec<(u32, String)>,
+) -> impl Stream<Item = Result<SourceFile>> {
+    let chunks: Vec<Vec<(u32, String)>> =
+        files.chunks(LOCAL_READ_FILES).map(<[_]>::to_vec).collect();
+    futures::stream::iter(chunks)
+        .map(move |chunk| read_local(store_url.clone(), chunk))
+        .buffered(LOCAL_READS_IN_FLIGHT)
+        .map_ok(|read| futures::stream::iter(read.into_iter().map(Ok)))
+        .try_flatten()
+}
+
+/// Reads a chunk of local files whole, with the store's file names.
+async fn read_local(store_url: String, chunk: Vec<(u32, String)>) -> Result<Vec<SourceFile>> {
+    let names = chunk
+        .iter()
+        .map(|(_, path)| local_disk::file_of(&Path::from(path.as_str())))
+        .collect::<Result<Vec<_>>>()?;
+    let contents = local_disk::read_all(names).await.map_err(|(i, e)| {
+        DataFusionError::External(format!("reading {store_url}/{}: {e}", chunk[i].1).into())
+    })?;
+    Ok(chunk
+        .into_iter()
+        .zip(contents)
+        .map(|((ordinal, path), bytes)| SourceFile {
+            ordinal,
+            location: format!("{store_url}/{path}"),
+            bytes: bytes.into(),
+        })
+        .collect())
 }
 
 /// Reads one file whole. Song files are a few hundred bytes, log files a few

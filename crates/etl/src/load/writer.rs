@@ -53,6 +53,14 @@ use super::hive;
 /// latency-bound on S3, so many must be in the air to keep a task busy.
 const MAX_UPLOADS_IN_FLIGHT: usize = 32;
 
+/// Local files written per blocking call ([`crate::local_disk`]), fewer
+/// when they reach [`LOCAL_WRITE_BYTES`] first.
+const LOCAL_WRITE_FILES: usize = 256;
+const LOCAL_WRITE_BYTES: usize = 16 * 1024 * 1024;
+/// Blocking batches of local writes one task keeps going: one writes while
+/// the task encodes the next.
+const LOCAL_WRITES_IN_FLIGHT: usize = 2;
+
 /// Rows written between two checks of a file's size against the target:
 /// a file ends at most this many rows past it.
 const SIZE_CHECK_ROWS: usize = 1024;
@@ -438,7 +446,13 @@ struct PartitionedSink {
     open: HashMap<String, OpenFile>,
     task_id: String,
     files_started: usize,
-    uploads: JoinSet<Result<WrittenFile>>,
+    /// The table is on local disk: closed files wait in `local_batch` and
+    /// are written a batch per blocking call ([`crate::local_disk`]).
+    local: bool,
+    local_batch: Vec<(std::path::PathBuf, Vec<u8>, WrittenFile)>,
+    local_batch_bytes: usize,
+    /// Uploads, or batches of local writes, in flight.
+    uploads: JoinSet<Result<Vec<WrittenFile>>>,
     written: Vec<WrittenFile>,
     metrics: WriterMetrics,
 }
@@ -464,12 +478,11 @@ impl PartitionedSink {
             .set_compression(Compression::SNAPPY)
             .set_created_by(format!("sparkify-lake {}", env!("CARGO_PKG_VERSION")))
             .build();
+        let store_url = store_url_of(&spec.location)?;
         Ok(Self {
             table_path: object_path_of(&spec.location)?,
-            store_url: store_url_of(&spec.location)?
-                .as_str()
-                .trim_end_matches('/')
-                .to_string(),
+            local: crate::local_disk::is_local(&store_url),
+            store_url: store_url.as_str().trim_end_matches('/').to_string(),
             spec,
             store,
             partition_indices,
@@ -480,6 +493,8 @@ impl PartitionedSink {
             open: HashMap::new(),
             task_id: uuid::Uuid::now_v7().simple().to_string(),
             files_started: 0,
+            local_batch: Vec::new(),
+            local_batch_bytes: 0,
             uploads: JoinSet::new(),
             written: Vec::new(),
             metrics,
@@ -575,8 +590,8 @@ impl PartitionedSink {
         Ok(())
     }
 
-    /// Finishes a file and starts its upload, waiting first if too many
-    /// uploads are already in flight.
+    /// Finishes a file and starts its upload (on local disk: adds it to
+    /// the next batch), waiting first if too many are already in flight.
     async fn close(&mut self, partition: &str) -> Result<()> {
         let Some(file) = self.open.remove(partition) else {
             return Ok(());
@@ -585,9 +600,6 @@ impl PartitionedSink {
         let name = format!("part-{}-{:05}.parquet", self.task_id, self.files_started);
         self.files_started += 1;
         let path = file_path(&self.table_path, &file.partition, &name)?;
-        while self.uploads.len() >= MAX_UPLOADS_IN_FLIGHT {
-            self.collect_one_upload().await?;
-        }
         let written = WrittenFile {
             table: self.spec.table.clone(),
             path: path.to_string(),
@@ -595,10 +607,50 @@ impl PartitionedSink {
             rows: file.rows,
             bytes: bytes.len() as u64,
         };
+        if self.local {
+            self.local_batch_bytes += bytes.len();
+            let file = crate::local_disk::file_of(&path)?;
+            self.local_batch.push((file, bytes, written));
+            if self.local_batch.len() >= LOCAL_WRITE_FILES
+                || self.local_batch_bytes >= LOCAL_WRITE_BYTES
+            {
+                self.write_local_batch().await?;
+            }
+            return Ok(());
+        }
+        while self.uploads.len() >= MAX_UPLOADS_IN_FLIGHT {
+            self.collect_one_upload().await?;
+        }
         let store = Arc::clone(&self.store);
         let url = format!("{}/{path}", self.store_url);
         self.uploads.spawn(async move {
             upload(store, path, &url, bytes).await?;
+            Ok(vec![written])
+        });
+        Ok(())
+    }
+
+    /// Starts writing the files waiting in `local_batch`, in one blocking call.
+    async fn write_local_batch(&mut self) -> Result<()> {
+        if self.local_batch.is_empty() {
+            return Ok(());
+        }
+        while self.uploads.len() >= LOCAL_WRITES_IN_FLIGHT {
+            self.collect_one_upload().await?;
+        }
+        self.local_batch_bytes = 0;
+        let (contents, written): (Vec<_>, Vec<_>) = std::mem::take(&mut self.local_batch)
+            .into_iter()
+            .map(|(file, bytes, written)| ((file, bytes), written))
+            .unzip();
+        let store_url = self.store_url.clone();
+        self.uploads.spawn(async move {
+            crate::local_disk::write_all(contents)
+                .await
+                .map_err(|(i, e)| {
+                    let url = format!("{store_url}/{}", written[i].path);
+                    DataFusionError::External(format!("writing {url}: {e}").into())
+                })?;
             Ok(written)
         });
         Ok(())
@@ -606,11 +658,13 @@ impl PartitionedSink {
 
     async fn collect_one_upload(&mut self) -> Result<()> {
         if let Some(done) = self.uploads.join_next().await {
-            let file = done.map_err(|e| DataFusionError::External(Box::new(e)))??;
-            self.metrics.files.add(1);
-            self.metrics.rows.add(file.rows as usize);
-            self.metrics.bytes.add(file.bytes as usize);
-            self.written.push(file);
+            let files = done.map_err(|e| DataFusionError::External(Box::new(e)))??;
+            for file in files {
+                self.metrics.files.add(1);
+                self.metrics.rows.add(file.rows as usize);
+                self.metrics.bytes.add(file.bytes as usize);
+                self.written.push(file);
+            }
             if !self.spec.table.starts_with('_') {
                 crate::crash::point(crate::crash::MID_WRITE);
             }
@@ -624,6 +678,7 @@ impl PartitionedSink {
         for key in keys {
             self.close(&key).await?;
         }
+        self.write_local_batch().await?;
         while !self.uploads.is_empty() {
             self.collect_one_upload().await?;
         }
