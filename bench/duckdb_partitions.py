@@ -1,12 +1,12 @@
 """How DuckDB's hive-partitioned COPY scales with the number of partitions.
 
-Why the DuckDB peer is pinned to 1.5 (bench/requirements.txt): the songs
-table has one (year, artist_id) partition per artist, and DuckDB 2.0's
-partitioned COPY takes time quadratic in the number of partitions. This
-writes a songs-shaped table of N rows with about N distinct (year,
-artist_id) pairs, one file per partition, the way the peer does, and prints
-the seconds and files per second of the COPY alone. Run it under each
-DuckDB version to compare:
+The songs table has one (year, artist_id) partition per artist, and the
+DuckDB peer (bench/peers/duckdb_etl.py) slows down far faster than the
+number of partitions grows. This writes a songs-shaped table of N rows with
+about N distinct (year, artist_id) partitions, rows ordered by partition,
+the way the peer does, and prints the seconds and files per second of the
+COPY alone. Run it under each DuckDB version to compare (README,
+"Benchmarks"):
 
     python bench/duckdb_partitions.py 5000 10000 20000
 """

@@ -8,7 +8,7 @@ use e2e::expect::{
     check_workspace_match,
 };
 use e2e::tables::Published;
-use e2e::{assert_success, run_locally, shared_data, submit, workspace_root};
+use e2e::{assert_success, binary, run_locally, shared_data, submit, workspace_root};
 
 fn assert_hive_layout(run_dir: &str) {
     let run = Path::new(run_dir.strip_prefix("file://").unwrap());
@@ -162,6 +162,35 @@ async fn the_default_run_uses_the_shipped_sample_data() {
         assert!(tables.count(table).await > 10, "{table} is not trivial");
     }
     assert!(tables.number("SELECT count(song_id) FROM songplays").await >= 3);
+}
+
+/// `submit -v … 2>&1 | head -1`: once the reader of its output goes away,
+/// the run neither panics nor hangs, and it still publishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_output_pipe_does_not_break_the_run() {
+    use std::process::Stdio;
+    let output = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(binary("submit"))
+        .arg("-v")
+        .arg("--input")
+        .arg(shared_data("udacity-workspace"))
+        .arg("--output")
+        .arg(output.path())
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(300), child.wait())
+        .await
+        .expect("submit finishes with its output pipes closed")
+        .unwrap();
+    assert!(status.success(), "submit failed: {status}");
+    let tables = Published::local(output.path()).await;
+    check_counts(&tables, &WORKSPACE).await;
 }
 
 #[test]

@@ -238,9 +238,10 @@ def main() -> None:
     root = os.path.abspath(args.input)
     load_records(con, "song_records", os.path.join(root, "song_data"), SONG_COLUMNS, ["song_id", "artist_id"])
     # One open file per songs partition, so each gets exactly one file: there
-    # are at most as many (year, artist_id) partitions as songs. DuckDB 2.0's
-    # rewritten partitioned COPY takes time quadratic in the number of
-    # partitions, so bench/requirements.txt pins 1.5 (README, "Benchmarks").
+    # are at most as many (year, artist_id) partitions as songs. Slow at
+    # scale: at 200,000 songs DuckDB wrote under 1,000 songs files a minute
+    # (README, "Where the time goes"): 2.0's partitioned COPY takes time
+    # quadratic in the number of partitions (bench/duckdb_partitions.py).
     songs = con.execute("SELECT count(*) FROM song_records").fetchone()[0]
     con.execute(f"SET partitioned_write_max_open_files = {max(songs, 1) + 1}")
     load_records(con, "event_records", os.path.join(root, "log_data"), EVENT_COLUMNS, ["ts", "page"])

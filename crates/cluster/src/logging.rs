@@ -16,6 +16,12 @@ pub fn init(default_level: &str, log_dir: Option<&str>, file_prefix: &str) {
         Some(dir) => builder
             .with_writer(tracing_appender::rolling::daily(dir, file_prefix))
             .try_init(),
-        None => builder.with_writer(std::io::stderr).try_init(),
+        // A closed stderr (`submit -v 2>&1 | head`) drops log lines: by
+        // default the subscriber reports its write error to stderr itself,
+        // and that report panics on the same closed pipe.
+        None => builder
+            .with_writer(std::io::stderr)
+            .log_internal_errors(false)
+            .try_init(),
     };
 }

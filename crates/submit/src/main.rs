@@ -7,6 +7,7 @@
 
 mod cli;
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say_error(&format!("cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            say_error(&format!("{error:#}"));
             exit_code(&error)
         }
     }
@@ -105,10 +106,27 @@ async fn submit(args: Args, in_process: &mut Option<EmbeddedCluster>) -> anyhow:
     };
 
     if args.explain {
-        print!("{}", explain_run(&ctx, &engine, &config).await?);
-        return Ok(());
+        return print_out(&explain_run(&ctx, &engine, &config).await?);
     }
     let report = run_etl(&ctx, &engine, &config).await?;
-    println!("{}", report.to_text());
-    Ok(())
+    print_out(&format!("{}\n", report.to_text()))
+}
+
+/// Prints to stdout. A reader that closed it (`submit | head`) has seen
+/// what it wanted: the run's outcome stands (its report is also in the
+/// run's `_report.json`), so a broken pipe is not an error; `print!` would
+/// panic instead.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing the report to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Prints the one line of a failed run to stderr; with stderr closed the
+/// exit code still tells, where `eprintln!` would panic.
+fn say_error(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "error: {message}");
 }
