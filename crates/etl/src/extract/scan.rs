@@ -422,8 +422,11 @@ fn local_reads(
     store_url: String,
     files: Vec<(u32, String)>,
 ) -> impl Stream<Item = Result<SourceFile>> {
-    let chunks: Vec<Vec<(u32, String)>> =
-        files.chunks(LOCAL_READ_FILES).map(<[_]>::to_vec).collect();
+    let mut files = files.into_iter();
+    let chunks = std::iter::from_fn(move || {
+        let chunk: Vec<_> = files.by_ref().take(LOCAL_READ_FILES).collect();
+        (!chunk.is_empty()).then_some(chunk)
+    });
     futures::stream::iter(chunks)
         .map(move |chunk| read_local(store_url.clone(), chunk))
         .buffered(LOCAL_READS_IN_FLIGHT)

@@ -450,7 +450,6 @@ struct PartitionedSink {
     /// are written a batch per blocking call ([`crate::local_disk`]).
     local: bool,
     local_batch: Vec<(std::path::PathBuf, Vec<u8>, WrittenFile)>,
-    local_batch_bytes: usize,
     /// Uploads, or batches of local writes, in flight.
     uploads: JoinSet<Result<Vec<WrittenFile>>>,
     written: Vec<WrittenFile>,
@@ -494,7 +493,6 @@ impl PartitionedSink {
             task_id: uuid::Uuid::now_v7().simple().to_string(),
             files_started: 0,
             local_batch: Vec::new(),
-            local_batch_bytes: 0,
             uploads: JoinSet::new(),
             written: Vec::new(),
             metrics,
@@ -608,12 +606,10 @@ impl PartitionedSink {
             bytes: bytes.len() as u64,
         };
         if self.local {
-            self.local_batch_bytes += bytes.len();
             let file = crate::local_disk::file_of(&path)?;
             self.local_batch.push((file, bytes, written));
-            if self.local_batch.len() >= LOCAL_WRITE_FILES
-                || self.local_batch_bytes >= LOCAL_WRITE_BYTES
-            {
+            let batch_bytes: usize = self.local_batch.iter().map(|(_, b, _)| b.len()).sum();
+            if self.local_batch.len() >= LOCAL_WRITE_FILES || batch_bytes >= LOCAL_WRITE_BYTES {
                 self.write_local_batch().await?;
             }
             return Ok(());
@@ -638,7 +634,6 @@ impl PartitionedSink {
         while self.uploads.len() >= LOCAL_WRITES_IN_FLIGHT {
             self.collect_one_upload().await?;
         }
-        self.local_batch_bytes = 0;
         let (contents, written): (Vec<_>, Vec<_>) = std::mem::take(&mut self.local_batch)
             .into_iter()
             .map(|(file, bytes, written)| ((file, bytes), written))
