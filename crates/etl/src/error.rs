@@ -110,6 +110,16 @@ impl EtlError {
         }
     }
 
+    /// A local disk error where the store's would be (see
+    /// [`crate::local_disk`]), worded the same way.
+    pub fn local(context: impl Into<String>, source: std::io::Error) -> Self {
+        let source = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(source),
+        };
+        Self::store(context, source)
+    }
+
     /// A failed job. When `--strict` stopped it, the error is the one line
     /// that names the record's file, line and reason: Ballista hands the
     /// executor's error to the client wrapped in its own words and in the

@@ -314,13 +314,7 @@ impl<'a> Run<'a> {
 
     async fn list(&self, kind: InputKind) -> Result<InputListing> {
         let input = &self.config.input;
-        list_input(
-            self.store(input)?.as_ref(),
-            &input.object_path(),
-            &input.url(),
-            kind,
-        )
-        .await
+        list_input(self.store(input)?.as_ref(), input, kind).await
     }
 
     /// Runs a job, records how it ran, and returns its output rows.
@@ -637,6 +631,7 @@ impl<'a> Run<'a> {
 
     /// Step 4: report next to the tables, then commit.
     async fn publish(&self, report: &RunReport, files: &[WrittenFile]) -> Result<()> {
+        tracing::info!("{}: publishing {} files", self.layout.run_id, files.len());
         let store = self.store(&self.config.output)?;
         let json = serde_json::to_vec_pretty(report)
             .map_err(|e| EtlError::plan("report", DataFusionError::External(e.into())))?;

@@ -16,6 +16,7 @@
 //! and uncommitted ones, once it has committed. One writer per output at a time.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -25,6 +26,7 @@ use serde::Serialize;
 
 use super::writer::WrittenFile;
 use crate::error::{EtlError, Result};
+use crate::local_disk;
 use crate::location::Location;
 use crate::schema::InputKind;
 
@@ -103,7 +105,8 @@ pub async fn commit(
     files: &[WrittenFile],
 ) -> Result<()> {
     let run_dir = layout.run_dir();
-    remove_strays(store, &run_dir, files).await?;
+    let strays = remove_strays(store, &run_dir, files).await?;
+    tracing::info!("{}: deleted {strays} files no task reported", layout.run_id);
     let manifest = Manifest {
         run_id: &layout.run_id,
         committed_at: chrono::Utc::now().to_rfc3339(),
@@ -111,6 +114,11 @@ pub async fn commit(
     };
     let manifest = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     put(store, &run_dir.object_path().join(SUCCESS), manifest).await?;
+    tracing::info!(
+        "{}: manifest of {} files written",
+        layout.run_id,
+        files.len()
+    );
     crate::crash::point(crate::crash::COMMITTING);
     let previous = latest_run(store, &layout.output).await?;
     put(
@@ -148,12 +156,15 @@ pub async fn put(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Vec<u8>) -> R
 }
 
 /// Deletes everything in the run's folder that is neither a reported file
-/// nor one of the run's own `_` objects at its top.
+/// nor one of the run's own `_` objects at its top, and says how many.
 async fn remove_strays(
     store: &Arc<dyn ObjectStore>,
     run_dir: &Location,
     keep: &[WrittenFile],
-) -> Result<()> {
+) -> Result<usize> {
+    if run_dir.is_local() {
+        return remove_local_strays(run_dir, keep).await;
+    }
     let keep: HashSet<&str> = keep.iter().map(|f| f.path.as_str()).collect();
     let root = run_dir.object_path();
     let objects: Vec<Path> = store
@@ -170,7 +181,46 @@ async fn remove_strays(
             !keep.contains(path.as_ref()) && !run_metadata
         })
         .collect();
-    delete_all(store, strays).await
+    let count = strays.len();
+    delete_all(store, strays).await?;
+    Ok(count)
+}
+
+/// [`remove_strays`] on local disk, as files: the run's folder is walked
+/// with [`local_disk`] (a `stat` per file through object_store costs
+/// seconds at a hundred thousand partitions) and the reported files are
+/// mapped to file names the way the writers mapped them.
+async fn remove_local_strays(run_dir: &Location, keep: &[WrittenFile]) -> Result<usize> {
+    let context = || format!("listing {run_dir}");
+    // `Path::parse` takes a reported path as the writer printed it;
+    // `Path::from` would escape its `%` again and keep nothing of a
+    // partition like `artist_id=AR%2FX`.
+    let keep: HashSet<PathBuf> = keep
+        .iter()
+        .map(|f| {
+            let path = Path::parse(&f.path).map_err(std::io::Error::other)?;
+            local_disk::file_of(&path).map_err(std::io::Error::other)
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| EtlError::local(context(), e))?;
+    let root = local_path(run_dir);
+    let files = local_disk::files_under(root.clone())
+        .await
+        .map_err(|e| EtlError::local(context(), e))?;
+    let strays: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|file| {
+            let run_metadata = file.parent() == Some(root.as_path())
+                && file
+                    .file_name()
+                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"_"));
+            !keep.contains(file) && !run_metadata
+        })
+        .collect();
+    local_disk::remove_all(strays.clone(), root)
+        .await
+        .map_err(|(i, e)| EtlError::local(format!("deleting {}", strays[i].display()), e))?;
+    Ok(strays.len())
 }
 
 /// Deletes committed runs older than `previous` and every uncommitted run
@@ -194,6 +244,10 @@ async fn remove_old_runs(
         .collect();
     for name in old {
         let dir = output.join(&name);
+        if dir.is_local() {
+            remove_local_dir(&dir).await?;
+            continue;
+        }
         let objects: Vec<Path> = store
             .list(Some(&dir.object_path()))
             .map_ok(|meta| meta.location)
@@ -201,14 +255,24 @@ async fn remove_old_runs(
             .await
             .map_err(|e| EtlError::store(format!("listing {dir}"), e))?;
         delete_all(store, objects).await?;
-        if dir.is_local() {
-            // What a killed local write left is not listed (a temporary
-            // file): the folder goes with it, off the async threads.
-            let path = local_path(&dir);
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
-        }
     }
     Ok(())
+}
+
+/// Deletes a local folder whole, off the async threads: with what a killed
+/// write left in it, which no listing shows (a temporary file), and
+/// without listing its files first.
+async fn remove_local_dir(dir: &Location) -> Result<()> {
+    let path = local_path(dir);
+    let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(EtlError::local(format!("deleting {dir}"), e))
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn delete_all(store: &Arc<dyn ObjectStore>, paths: Vec<Path>) -> Result<()> {
@@ -224,6 +288,68 @@ async fn delete_all(store: &Arc<dyn ObjectStore>, paths: Vec<Path>) -> Result<()
     Ok(())
 }
 
-fn local_path(location: &Location) -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("/{}", location.object_path()))
+fn local_path(location: &Location) -> PathBuf {
+    PathBuf::from(format!("/{}", location.object_path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn committing_locally_deletes_exactly_what_no_task_reported() {
+        let output = std::env::temp_dir().join(format!("publish-{}", uuid::Uuid::new_v4()));
+        let layout = RunLayout::new(Location::parse(output.to_str().unwrap()).unwrap());
+        let run_dir = PathBuf::from(format!("/{}", layout.run_dir().object_path()));
+        let files = [
+            "songs/year=0/artist_id=AR%2FX/part-reported.parquet",
+            "songs/year=0/artist_id=AR%2FX/part-failed-attempt.parquet",
+            "songs/year=1990/part-reported.parquet",
+            "songs/_unreported",
+            "_staging/songs/part-0.parquet",
+            "_STARTED",
+        ];
+        for file in files {
+            let path = run_dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file).unwrap();
+        }
+        let reported: Vec<WrittenFile> = files
+            .iter()
+            .filter(|f| f.contains("reported") && !f.contains("unreported"))
+            .map(|f| WrittenFile {
+                path: format!("{}/{f}", layout.run_dir().object_path()),
+                ..WrittenFile::example("songs", "", 1, 1)
+            })
+            .collect();
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+
+        commit(&store, &layout, &reported).await.unwrap();
+
+        let mut left: Vec<String> = local_disk::files_under(run_dir.clone())
+            .await
+            .unwrap()
+            .iter()
+            .map(|f| f.strip_prefix(&run_dir).unwrap().display().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "_STARTED",
+                "_SUCCESS",
+                "songs/year=0/artist_id=AR%2FX/part-reported.parquet",
+                "songs/year=1990/part-reported.parquet",
+            ]
+        );
+        assert!(
+            !run_dir.join("_staging").exists(),
+            "folders left empty go too"
+        );
+        assert_eq!(
+            latest_run(&store, &layout.output).await.unwrap(),
+            Some(layout.run_id)
+        );
+        std::fs::remove_dir_all(&output).unwrap();
+    }
 }

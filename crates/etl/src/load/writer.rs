@@ -23,9 +23,13 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::TaskContext;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_writer::ArrowWriterOptions;
+use datafusion::parquet::arrow::{
+    ArrowSchemaConverter, ArrowWriter, add_encoded_arrow_schema_to_metadata,
+};
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::SchemaDescriptor;
 use datafusion::physical_expr::{
     EquivalenceProperties, LexRequirement, OrderingRequirements, PhysicalExpr,
     PhysicalSortRequirement,
@@ -428,6 +432,53 @@ struct OpenFile {
     rows: u64,
 }
 
+/// How every file of a task is written, worked out once per task. Each file
+/// would otherwise convert the Arrow schema to Parquet's and encode it for
+/// the footer again, which for a one-row partition file costs about as much
+/// as the row; the files come out the same byte for byte.
+struct FileFormat {
+    arrow_schema: SchemaRef,
+    parquet_schema: SchemaDescriptor,
+    /// With the encoded Arrow schema already in the footer metadata.
+    properties: WriterProperties,
+}
+
+impl FileFormat {
+    fn try_new(arrow_schema: SchemaRef) -> Result<Self> {
+        let mut properties = writer_properties();
+        let parquet_schema = ArrowSchemaConverter::new()
+            .with_coerce_types(properties.coerce_types())
+            .convert(&arrow_schema)?;
+        add_encoded_arrow_schema_to_metadata(&arrow_schema, &mut properties);
+        Ok(Self {
+            arrow_schema,
+            parquet_schema,
+            properties,
+        })
+    }
+
+    /// A writer for one new file, in memory.
+    fn writer(&self) -> Result<ArrowWriter<Vec<u8>>> {
+        let options = ArrowWriterOptions::new()
+            .with_properties(self.properties.clone())
+            .with_parquet_schema(self.parquet_schema.clone())
+            .with_skip_arrow_metadata(true);
+        Ok(ArrowWriter::try_new_with_options(
+            Vec::new(),
+            Arc::clone(&self.arrow_schema),
+            options,
+        )?)
+    }
+}
+
+/// Compression and the name written into every file.
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(format!("sparkify-lake {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// The state of one writer task: its open files and its uploads in flight.
 struct PartitionedSink {
     spec: WriteSpec,
@@ -439,7 +490,7 @@ struct PartitionedSink {
     partition_indices: Vec<usize>,
     data_indices: Vec<usize>,
     data_schema: SchemaRef,
-    properties: WriterProperties,
+    format: FileFormat,
     /// With clustered input a partition never comes back once left, so only
     /// one file is open at a time.
     one_open_file: bool,
@@ -473,10 +524,7 @@ impl PartitionedSink {
             .filter(|i| !partition_indices.contains(i))
             .collect();
         let data_schema = Arc::new(plain_schema(&input_schema.project(&data_indices)?));
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_created_by(format!("sparkify-lake {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let format = FileFormat::try_new(Arc::clone(&data_schema))?;
         let store_url = store_url_of(&spec.location)?;
         Ok(Self {
             table_path: object_path_of(&spec.location)?,
@@ -487,7 +535,7 @@ impl PartitionedSink {
             partition_indices,
             data_indices,
             data_schema,
-            properties,
+            format,
             one_open_file,
             open: HashMap::new(),
             task_id: uuid::Uuid::now_v7().simple().to_string(),
@@ -551,11 +599,7 @@ impl PartitionedSink {
             }
         }
         if !self.open.contains_key(&partition) {
-            let writer = ArrowWriter::try_new(
-                Vec::new(),
-                self.data_schema.clone(),
-                Some(self.properties.clone()),
-            )?;
+            let writer = self.format.writer()?;
             self.open.insert(
                 partition.clone(),
                 OpenFile {
@@ -729,6 +773,34 @@ async fn upload(store: Arc<dyn ObjectStore>, path: Path, url: &str, bytes: Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_from_the_task_format_equal_those_of_a_fresh_writer() {
+        use datafusion::arrow::array::Int32Array;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("song_id", DataType::Utf8, false),
+            Field::new("duration", DataType::Int32, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec!["SOA", "SOB"])),
+                Arc::new(Int32Array::from(vec![Some(218), None])),
+            ],
+        )
+        .unwrap();
+        let format = FileFormat::try_new(Arc::clone(&schema)).unwrap();
+        let write = |mut writer: ArrowWriter<Vec<u8>>| {
+            writer.write(&batch).unwrap();
+            writer.into_inner().unwrap()
+        };
+        let fresh =
+            ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(writer_properties()))
+                .unwrap();
+        let expected = write(fresh);
+        assert_eq!(write(format.writer().unwrap()), expected);
+        assert_eq!(write(format.writer().unwrap()), expected, "and again");
+    }
 
     #[test]
     fn escaped_partition_values_are_not_escaped_again() {
