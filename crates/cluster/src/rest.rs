@@ -9,8 +9,12 @@ use serde::Deserialize;
 use crate::error::ClusterError;
 use crate::shuffle::{JobShuffle, StageShuffle};
 
-/// How often registration is checked while waiting for executors.
-const REGISTRATION_POLL: Duration = Duration::from_millis(200);
+/// How often registration is checked while waiting for executors: after
+/// the first pause, each is twice the last, up to the longest. An executor
+/// in the client's own process registers within milliseconds of its start,
+/// and the run waits on it.
+const FIRST_REGISTRATION_POLL: Duration = Duration::from_millis(5);
+const LONGEST_REGISTRATION_POLL: Duration = Duration::from_millis(200);
 
 /// A client of one scheduler's REST API.
 #[derive(Clone, Debug)]
@@ -221,6 +225,7 @@ impl SchedulerRest {
         timeout: Duration,
     ) -> Result<Vec<ExecutorInfo>, ClusterError> {
         let deadline = Instant::now() + timeout;
+        let mut pause = FIRST_REGISTRATION_POLL;
         loop {
             let executors = self.executors().await?;
             if !executors.is_empty() {
@@ -232,7 +237,8 @@ impl SchedulerRest {
                     waited: timeout,
                 });
             }
-            tokio::time::sleep(REGISTRATION_POLL).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LONGEST_REGISTRATION_POLL);
         }
     }
 }
