@@ -37,6 +37,51 @@ async fn workspace_subset_gives_the_reference_tables() {
     check_event_facts(&tables).await;
     assert_hive_layout(&tables.run_dir);
     check_workspace_match(&tables).await;
+    check_small_file_format(&tables.run_dir);
+}
+
+/// Every songs partition of the subset is a few rows: written without a
+/// dictionary, with chunk statistics. The songplays partition, thousands of
+/// rows, keeps dictionary encoding.
+fn check_small_file_format(run_dir: &str) {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let run = Path::new(run_dir.strip_prefix("file://").unwrap());
+    let first_column = |file: &Path| {
+        let reader = SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+        reader.metadata().row_group(0).column(0).clone()
+    };
+    let songs = parquet_files(&run.join("songs"));
+    assert_eq!(
+        songs.len() as i64,
+        WORKSPACE.song_partitions,
+        "one file per partition"
+    );
+    for file in &songs {
+        let song_id = first_column(file);
+        assert_eq!(song_id.dictionary_page_offset(), None, "{}", file.display());
+        let stats = song_id.statistics().expect("chunk statistics");
+        assert!(stats.min_bytes_opt().is_some(), "{}", file.display());
+    }
+    let songplays = parquet_files(&run.join("songplays"));
+    assert!(
+        songplays
+            .iter()
+            .all(|f| first_column(f).dictionary_page_offset().is_some())
+    );
+}
+
+/// The Parquet files under `folder`, at any depth.
+fn parquet_files(folder: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[tokio::test(flavor = "multi_thread")]
