@@ -8,7 +8,9 @@ use e2e::expect::{
     check_workspace_match,
 };
 use e2e::tables::Published;
-use e2e::{assert_success, binary, run_locally, shared_data, submit, workspace_root};
+use e2e::{
+    assert_success, binary, parquet_files, run_locally, shared_data, submit, workspace_root,
+};
 
 fn assert_hive_layout(run_dir: &str) {
     let run = Path::new(run_dir.strip_prefix("file://").unwrap());
@@ -63,25 +65,12 @@ fn check_small_file_format(run_dir: &str) {
         assert!(stats.min_bytes_opt().is_some(), "{}", file.display());
     }
     let songplays = parquet_files(&run.join("songplays"));
+    assert!(!songplays.is_empty(), "songplays has files to check");
     assert!(
         songplays
             .iter()
             .all(|f| first_column(f).dictionary_page_offset().is_some())
     );
-}
-
-/// The Parquet files under `folder`, at any depth.
-fn parquet_files(folder: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(folder).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(parquet_files(&path));
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[tokio::test(flavor = "multi_thread")]

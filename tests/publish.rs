@@ -7,7 +7,7 @@ use std::path::Path;
 
 use e2e::expect::{WORKSPACE, check_counts};
 use e2e::tables::Published;
-use e2e::{run_locally, shared_data, submit, workspace_root};
+use e2e::{parquet_files, run_locally, shared_data, submit, workspace_root};
 
 /// Crash points of a run, in the order a run reaches them (see `etl::crash`).
 const CRASH_POINTS: [&str; 5] = ["started", "staged", "mid-write", "written", "committing"];
@@ -21,23 +21,6 @@ fn run_dirs(output: &Path) -> Vec<String> {
         .collect();
     runs.sort();
     runs
-}
-
-/// Parquet files under `dir`, recursively.
-fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return files;
-    };
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(parquet_files(&path));
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[tokio::test(flavor = "multi_thread")]

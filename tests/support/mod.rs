@@ -30,6 +30,18 @@ pub fn shared_data(name: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("shared data {} is missing: {e}", path.display()))
 }
 
+/// The Parquet files under `dir`, at any depth; none when `dir` does not exist.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|entry| entry.unwrap().into_path())
+        .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == "parquet"))
+        .collect()
+}
+
 /// The path of one of the project's binaries, built (once per test process)
 /// with the same cargo and target folder as the tests.
 pub fn binary(name: &str) -> PathBuf {

@@ -453,15 +453,16 @@ struct FileFormat {
 
 impl FileFormat {
     fn try_new(arrow_schema: SchemaRef) -> Result<Self> {
+        let properties = writer_properties();
         let parquet_schema = ArrowSchemaConverter::new()
-            .with_coerce_types(writer_properties().coerce_types())
+            .with_coerce_types(properties.coerce_types())
             .convert(&arrow_schema)?;
         let with_schema = |mut properties: WriterProperties| {
             add_encoded_arrow_schema_to_metadata(&arrow_schema, &mut properties);
             properties
         };
         Ok(Self {
-            properties: with_schema(writer_properties()),
+            properties: with_schema(properties),
             small_file_properties: with_schema(small_file_properties()),
             arrow_schema,
             parquet_schema,
@@ -662,9 +663,10 @@ impl PartitionedSink {
             }
         }
         if !self.open.contains_key(&partition) {
-            let writer = match small {
-                true => self.format.small_writer()?,
-                false => self.format.writer()?,
+            let writer = if small {
+                self.format.small_writer()?
+            } else {
+                self.format.writer()?
             };
             self.open.insert(
                 partition.clone(),
@@ -851,62 +853,56 @@ async fn upload(store: Arc<dyn ObjectStore>, path: Path, url: &str, bytes: Vec<u
 mod tests {
     use super::*;
 
-    #[test]
-    fn files_from_the_task_format_equal_those_of_a_fresh_writer() {
-        use datafusion::arrow::array::Int32Array;
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("song_id", DataType::Utf8, false),
-            Field::new("duration", DataType::Int32, true),
-        ]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(StringArray::from(vec!["SOA", "SOB"])),
-                Arc::new(Int32Array::from(vec![Some(218), None])),
-            ],
-        )
-        .unwrap();
-        let format = FileFormat::try_new(Arc::clone(&schema)).unwrap();
-        let write = |mut writer: ArrowWriter<Vec<u8>>| {
-            writer.write(&batch).unwrap();
-            writer.into_inner().unwrap()
-        };
-        let fresh =
-            ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(writer_properties()))
-                .unwrap();
-        let expected = write(fresh);
-        assert_eq!(write(format.writer().unwrap()), expected);
-        assert_eq!(write(format.writer().unwrap()), expected, "and again");
-    }
-
-    #[test]
-    fn small_files_keep_chunk_statistics_without_dictionary_or_page_index() {
+    /// Two songs rows, out of order, one duration missing.
+    fn two_songs() -> RecordBatch {
         use datafusion::arrow::array::Float64Array;
-        use datafusion::parquet::arrow::arrow_reader::{
-            ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-        };
-        use datafusion::parquet::file::metadata::PageIndexPolicy;
-        use datafusion::parquet::file::statistics::Statistics;
-        let schema = Arc::new(Schema::new(vec![
+        let schema = Schema::new(vec![
             Field::new("song_id", DataType::Utf8, false),
             Field::new("duration", DataType::Float64, true),
-        ]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
             vec![
                 Arc::new(StringArray::from(vec!["SOB", "SOA"])),
                 Arc::new(Float64Array::from(vec![Some(218.5), None])),
             ],
         )
-        .unwrap();
-        let format = FileFormat::try_new(Arc::clone(&schema)).unwrap();
-        let write = |mut writer: ArrowWriter<Vec<u8>>| {
-            writer.write(&batch).unwrap();
-            bytes::Bytes::from(writer.into_inner().unwrap())
+        .unwrap()
+    }
+
+    /// The file `writer` makes of `batch`.
+    fn written(mut writer: ArrowWriter<Vec<u8>>, batch: &RecordBatch) -> Vec<u8> {
+        writer.write(batch).unwrap();
+        writer.into_inner().unwrap()
+    }
+
+    #[test]
+    fn files_from_the_task_format_equal_those_of_a_fresh_writer() {
+        let batch = two_songs();
+        let format = FileFormat::try_new(batch.schema()).unwrap();
+        let fresh =
+            ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties())).unwrap();
+        let expected = written(fresh, &batch);
+        assert_eq!(written(format.writer().unwrap(), &batch), expected);
+        assert_eq!(
+            written(format.writer().unwrap(), &batch),
+            expected,
+            "and again"
+        );
+    }
+
+    #[test]
+    fn small_files_keep_chunk_statistics_without_dictionary_or_page_index() {
+        use datafusion::parquet::arrow::arrow_reader::{
+            ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
         };
+        use datafusion::parquet::file::metadata::PageIndexPolicy;
+        use datafusion::parquet::file::statistics::Statistics;
+        let batch = two_songs();
+        let format = FileFormat::try_new(batch.schema()).unwrap();
         let (small, regular) = (
-            write(format.small_writer().unwrap()),
-            write(format.writer().unwrap()),
+            bytes::Bytes::from(written(format.small_writer().unwrap(), &batch)),
+            bytes::Bytes::from(written(format.writer().unwrap(), &batch)),
         );
         assert!(
             small.len() < regular.len(),
