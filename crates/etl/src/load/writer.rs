@@ -517,10 +517,29 @@ fn properties_builder() -> WriterPropertiesBuilder {
         .set_created_by(format!("sparkify-lake {}", env!("CARGO_PKG_VERSION")))
 }
 
+/// Where a writer task's closed files go.
+enum Destination {
+    /// An object store (S3): one upload per file, many in flight.
+    Store(Arc<dyn ObjectStore>),
+    /// Local disk: closed files wait here and are written a batch per
+    /// blocking call ([`crate::local_disk`]).
+    LocalDisk(Vec<(std::path::PathBuf, Vec<u8>, WrittenFile)>),
+}
+
+impl Destination {
+    fn new(store_url: &ObjectStoreUrl, store: Arc<dyn ObjectStore>) -> Self {
+        if crate::local_disk::is_local(store_url) {
+            Destination::LocalDisk(Vec::new())
+        } else {
+            Destination::Store(store)
+        }
+    }
+}
+
 /// The state of one writer task: its open files and its uploads in flight.
 struct PartitionedSink {
     spec: WriteSpec,
-    store: Arc<dyn ObjectStore>,
+    destination: Destination,
     /// `s3://bucket` or `file://`, for messages.
     store_url: String,
     table_path: Path,
@@ -537,10 +556,6 @@ struct PartitionedSink {
     open: HashMap<String, OpenFile>,
     task_id: String,
     files_started: usize,
-    /// The table is on local disk: closed files wait in `local_batch` and
-    /// are written a batch per blocking call ([`crate::local_disk`]).
-    local: bool,
-    local_batch: Vec<(std::path::PathBuf, Vec<u8>, WrittenFile)>,
     /// Uploads, or batches of local writes, in flight.
     uploads: JoinSet<Result<Vec<WrittenFile>>>,
     written: Vec<WrittenFile>,
@@ -568,10 +583,9 @@ impl PartitionedSink {
         let store_url = store_url_of(&spec.location)?;
         Ok(Self {
             table_path: object_path_of(&spec.location)?,
-            local: crate::local_disk::is_local(&store_url),
+            destination: Destination::new(&store_url, store),
             store_url: store_url.as_str().trim_end_matches('/').to_string(),
             spec,
-            store,
             partition_indices,
             data_indices,
             data_schema,
@@ -581,7 +595,6 @@ impl PartitionedSink {
             open: HashMap::new(),
             task_id: uuid::Uuid::now_v7().simple().to_string(),
             files_started: 0,
-            local_batch: Vec::new(),
             uploads: JoinSet::new(),
             written: Vec::new(),
             metrics,
@@ -725,19 +738,20 @@ impl PartitionedSink {
             rows: file.rows,
             bytes: bytes.len() as u64,
         };
-        if self.local {
-            let file = crate::local_disk::file_of(&path)?;
-            self.local_batch.push((file, bytes, written));
-            let batch_bytes: usize = self.local_batch.iter().map(|(_, b, _)| b.len()).sum();
-            if self.local_batch.len() >= LOCAL_WRITE_FILES || batch_bytes >= LOCAL_WRITE_BYTES {
-                self.write_local_batch().await?;
+        let store = match &mut self.destination {
+            Destination::LocalDisk(batch) => {
+                batch.push((crate::local_disk::file_of(&path)?, bytes, written));
+                let batch_bytes: usize = batch.iter().map(|(_, b, _)| b.len()).sum();
+                if batch.len() >= LOCAL_WRITE_FILES || batch_bytes >= LOCAL_WRITE_BYTES {
+                    self.write_local_batch().await?;
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
+            Destination::Store(store) => Arc::clone(store),
+        };
         while self.uploads.len() >= MAX_UPLOADS_IN_FLIGHT {
             self.collect_one_upload().await?;
         }
-        let store = Arc::clone(&self.store);
         let url = format!("{}/{path}", self.store_url);
         self.uploads.spawn(async move {
             upload(store, path, &url, bytes).await?;
@@ -746,15 +760,19 @@ impl PartitionedSink {
         Ok(())
     }
 
-    /// Starts writing the files waiting in `local_batch`, in one blocking call.
+    /// Starts writing the local files waiting for a batch, in one blocking call.
     async fn write_local_batch(&mut self) -> Result<()> {
-        if self.local_batch.is_empty() {
+        let Destination::LocalDisk(batch) = &mut self.destination else {
+            return Ok(());
+        };
+        if batch.is_empty() {
             return Ok(());
         }
+        let batch = std::mem::take(batch);
         while self.uploads.len() >= LOCAL_WRITES_IN_FLIGHT {
             self.collect_one_upload().await?;
         }
-        let (contents, written): (Vec<_>, Vec<_>) = std::mem::take(&mut self.local_batch)
+        let (contents, written): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .map(|(file, bytes, written)| ((file, bytes), written))
             .unzip();
