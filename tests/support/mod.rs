@@ -37,8 +37,10 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     }
     walkdir::WalkDir::new(dir)
         .into_iter()
-        .map(|entry| entry.unwrap().into_path())
-        .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == "parquet"))
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
         .collect()
 }
 

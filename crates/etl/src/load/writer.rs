@@ -722,7 +722,7 @@ impl PartitionedSink {
     }
 
     /// Finishes a file and starts its upload (on local disk: adds it to
-    /// the next batch), waiting first if too many are already in flight.
+    /// the next batch).
     async fn close(&mut self, partition: &str) -> Result<()> {
         let Some(file) = self.open.remove(partition) else {
             return Ok(());
@@ -738,17 +738,30 @@ impl PartitionedSink {
             rows: file.rows,
             bytes: bytes.len() as u64,
         };
-        let store = match &mut self.destination {
+        match &mut self.destination {
             Destination::LocalDisk(batch) => {
                 batch.push((crate::local_disk::file_of(&path)?, bytes, written));
                 let batch_bytes: usize = batch.iter().map(|(_, b, _)| b.len()).sum();
                 if batch.len() >= LOCAL_WRITE_FILES || batch_bytes >= LOCAL_WRITE_BYTES {
                     self.write_local_batch().await?;
                 }
-                return Ok(());
             }
-            Destination::Store(store) => Arc::clone(store),
-        };
+            Destination::Store(store) => {
+                let store = Arc::clone(store);
+                self.start_upload(store, path, bytes, written).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one upload, waiting first if too many are already in flight.
+    async fn start_upload(
+        &mut self,
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        bytes: Vec<u8>,
+        written: WrittenFile,
+    ) -> Result<()> {
         while self.uploads.len() >= MAX_UPLOADS_IN_FLIGHT {
             self.collect_one_upload().await?;
         }
@@ -762,13 +775,10 @@ impl PartitionedSink {
 
     /// Starts writing the local files waiting for a batch, in one blocking call.
     async fn write_local_batch(&mut self) -> Result<()> {
-        let Destination::LocalDisk(batch) = &mut self.destination else {
-            return Ok(());
+        let batch = match &mut self.destination {
+            Destination::LocalDisk(batch) if !batch.is_empty() => std::mem::take(batch),
+            _ => return Ok(()),
         };
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::take(batch);
         while self.uploads.len() >= LOCAL_WRITES_IN_FLIGHT {
             self.collect_one_upload().await?;
         }
