@@ -149,8 +149,7 @@ pub async fn run_etl(
 ) -> Result<RunReport> {
     let started = Instant::now();
     let run = Run::new(ctx, engine, config);
-    let (songs, events) =
-        futures::try_join!(run.list(InputKind::Songs), run.list(InputKind::Events))?;
+    let (songs, events) = run.list_inputs().await?;
     publish::begin(&run.store(&config.output)?, &run.layout).await?;
     crash::point(crash::STARTED);
     let (staged_songs, staged_events) = futures::try_join!(
@@ -233,8 +232,7 @@ pub async fn explain_run(
     config: &RunConfig,
 ) -> Result<String> {
     let run = Run::new(ctx, engine, config);
-    let (songs, events) =
-        futures::try_join!(run.list(InputKind::Songs), run.list(InputKind::Events))?;
+    let (songs, events) = run.list_inputs().await?;
     let mut jobs = Vec::new();
     for (kind, listing) in [(InputKind::Songs, &songs), (InputKind::Events, &events)] {
         let plan = run.stage_plan(kind, listing)?;
@@ -315,6 +313,15 @@ impl<'a> Run<'a> {
     async fn list(&self, kind: InputKind) -> Result<InputListing> {
         let input = &self.config.input;
         list_input(self.store(input)?.as_ref(), input, kind).await
+    }
+
+    /// Lists the songs and the events at once. When both fail, the songs'
+    /// error is the one reported, whichever listing failed first: the same
+    /// input gives the same message every time.
+    async fn list_inputs(&self) -> Result<(InputListing, InputListing)> {
+        let (songs, events) =
+            futures::join!(self.list(InputKind::Songs), self.list(InputKind::Events));
+        Ok((songs?, events?))
     }
 
     /// Runs a job, records how it ran, and returns its output rows.
