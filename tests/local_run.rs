@@ -473,3 +473,64 @@ fn check_table_rows(page: &roxmltree::Document, json: &serde_json::Value) {
     assert_eq!(shown, expected);
     assert_eq!(shown.len(), 5);
 }
+
+/// A song file's JSON.
+fn song_json(song_id: &str, title: &str, artist_id: &str, artist_name: &str, year: i32) -> String {
+    format!(
+        r#"{{"num_songs": 1, "artist_id": "{artist_id}", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "{artist_name}", "song_id": "{song_id}", "title": "{title}", "duration": 200.5, "year": {year}}}"#
+    )
+}
+
+/// One line of an event log: user 7 on `page` at `ts` with `level`.
+fn event_json(page: &str, ts: i64, level: &str) -> String {
+    format!(
+        r#"{{"artist":"Band","auth":"Logged In","firstName":"Ada","gender":"F","itemInSession":0,"lastName":"Lovelace","length":200.5,"level":"{level}","location":"London","method":"PUT","page":"{page}","registration":1540000000000.0,"sessionId":7,"song":"Tune","status":200,"ts":{ts},"userAgent":"test","userId":"7"}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_dimension_row_comes_from_the_record_its_rule_names() {
+    let input = tempfile::tempdir().unwrap();
+    let write = |relative: &str, text: &str| {
+        let path = input.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    // A song_id in two files: the file first by path wins. An artist with
+    // two songs: the row of the smaller song_id, whatever the file order.
+    write(
+        "song_data/A/a.json",
+        &song_json("SO2", "First", "AR1", "Later Name", 2000),
+    );
+    write(
+        "song_data/A/b.json",
+        &song_json("SO2", "Second", "AR1", "Other", 1999),
+    );
+    write(
+        "song_data/B/c.json",
+        &song_json("SO1", "Solo", "AR1", "Earlier Name", 2001),
+    );
+    // The user's latest song play decides the level: a tie on ts goes to
+    // the event read last, and other pages do not count.
+    let day = [
+        event_json("NextSong", 1_542_000_000_000, "paid"),
+        event_json("NextSong", 1_542_000_100_000, "paid"),
+        event_json("NextSong", 1_542_000_100_000, "free"),
+        event_json("Home", 1_542_000_200_000, "paid"),
+    ];
+    write("log_data/2018/11/2018-11-12-events.json", &day.join("\n"));
+    let output = tempfile::tempdir().unwrap();
+    run_locally(input.path(), output.path(), &[]);
+
+    let tables = Published::local(output.path()).await;
+    let songs = tables
+        .rows("SELECT song_id, title, CAST(year AS VARCHAR) FROM songs ORDER BY song_id")
+        .await;
+    assert_eq!(songs, [["SO1", "Solo", "2001"], ["SO2", "First", "2000"]]);
+    let artists = tables.rows("SELECT artist_id, name FROM artists").await;
+    assert_eq!(artists, [["AR1", "Earlier Name"]]);
+    let users = tables
+        .rows("SELECT CAST(user_id AS VARCHAR), first_name, level FROM users")
+        .await;
+    assert_eq!(users, [["7", "Ada", "free"]]);
+}

@@ -7,7 +7,7 @@
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, col};
 
-use super::{Clustering, Staged, TableDef, distinct_count};
+use super::{Clustering, Staged, TableDef, distinct_count, first_per_key};
 
 pub const TABLE: TableDef = TableDef {
     name: "artists",
@@ -20,24 +20,22 @@ pub const TABLE: TableDef = TableDef {
 };
 
 fn artists_plan(staged: &Staged) -> Result<DataFrame> {
-    staged.songs.clone().distinct_on(
-        vec![col("artist_id")],
+    first_per_key(
+        staged.songs.clone(),
+        "artist_id",
         vec![
-            col("artist_id"),
-            col("artist_name").alias("name"),
-            col("artist_location").alias("location"),
-            col("artist_latitude").alias("latitude"),
-            col("artist_longitude").alias("longitude"),
+            ("name", col("artist_name")),
+            ("location", col("artist_location")),
+            ("latitude", col("artist_latitude")),
+            ("longitude", col("artist_longitude")),
         ],
-        Some(vec![
-            col("artist_id").sort(true, false),
+        vec![
             col("song_id").sort(true, false),
             col("record_id").sort(true, false),
-        ]),
+        ],
     )
 }
 
-/// One row per artist_id.
 fn expected_rows(staged: &Staged) -> Result<DataFrame> {
     distinct_count(staged.songs.clone(), col("artist_id"))
 }

@@ -14,6 +14,7 @@ use crate::load::writer::WrittenFile;
 use crate::report::{Chart, charts};
 
 pub use crate::load::writer::Clustering;
+use datafusion::logical_expr::SortExpr;
 use datafusion::prelude::{DataFrame, Expr, col, lit};
 
 /// The staged, good records a run builds its tables from.
@@ -50,6 +51,34 @@ pub struct TableDef {
 fn distinct_count(records: DataFrame, key: Expr) -> Result<DataFrame> {
     use datafusion::functions_aggregate::expr_fn::count_distinct;
     records.aggregate(vec![], vec![count_distinct(key).alias("rows")])
+}
+
+/// One row per value of `key` in `records`: `key`, then each of `columns`
+/// (name, value) taken from the record that sorts first by `order`.
+///
+/// `DataFrame::distinct_on` picks the same rows but also sorts its whole
+/// output by the key, a sort no writer wants: each writer sorts by its own
+/// partition columns. On Ballista that sort collapses the rows to one
+/// partition first (a `CoalescePartitionsExec` under the writer's shuffle),
+/// which costs the songs job a whole extra stage.
+fn first_per_key(
+    records: DataFrame,
+    key: &str,
+    columns: Vec<(&str, Expr)>,
+    order: Vec<SortExpr>,
+) -> Result<DataFrame> {
+    use datafusion::functions_aggregate::first_last::first_value;
+    let names: Vec<Expr> = std::iter::once(key)
+        .chain(columns.iter().map(|(name, _)| *name))
+        .map(datafusion::prelude::ident)
+        .collect();
+    let firsts = columns
+        .into_iter()
+        .map(|(name, value)| first_value(value, order.clone()).alias(name))
+        .collect();
+    records
+        .aggregate(vec![datafusion::prelude::ident(key)], firsts)?
+        .select(names)
 }
 
 /// A chart of how a table's rows spread over its output partitions.

@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col};
 
-use super::{Clustering, PartitionChart, Staged, TableDef, distinct_count};
+use super::{Clustering, PartitionChart, Staged, TableDef, distinct_count, first_per_key};
 
 /// The Spark job's layout: `songs/year=…/artist_id=…/`.
 pub const TABLE: TableDef = TableDef {
@@ -32,19 +32,16 @@ pub const TABLE: TableDef = TableDef {
 };
 
 fn songs_plan(staged: &Staged) -> Result<DataFrame> {
-    staged.songs.clone().distinct_on(
-        vec![col("song_id")],
+    first_per_key(
+        staged.songs.clone(),
+        "song_id",
         vec![
-            col("song_id"),
-            col("title"),
-            col("artist_id"),
-            cast(col("year"), DataType::Int32).alias("year"),
-            col("duration"),
+            ("title", col("title")),
+            ("artist_id", col("artist_id")),
+            ("year", cast(col("year"), DataType::Int32)),
+            ("duration", col("duration")),
         ],
-        Some(vec![
-            col("song_id").sort(true, false),
-            col("record_id").sort(true, false),
-        ]),
+        vec![col("record_id").sort(true, false)],
     )
 }
 

@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col, ident, lit};
 
-use super::{Clustering, Staged, TableDef, distinct_count, song_plays};
+use super::{Clustering, Staged, TableDef, distinct_count, first_per_key, song_plays};
 
 pub const TABLE: TableDef = TableDef {
     name: "users",
@@ -20,7 +20,7 @@ pub const TABLE: TableDef = TableDef {
 };
 
 fn users_plan(staged: &Staged) -> Result<DataFrame> {
-    song_plays(&staged.events)?
+    let plays = song_plays(&staged.events)?
         .filter(ident("userId").not_eq(lit("")))?
         .select(vec![
             cast(ident("userId"), DataType::Int32).alias("user_id"),
@@ -30,22 +30,21 @@ fn users_plan(staged: &Staged) -> Result<DataFrame> {
             col("level"),
             col("ts"),
             col("record_id"),
-        ])?
-        .distinct_on(
-            vec![col("user_id")],
-            vec![
-                col("user_id"),
-                col("first_name"),
-                col("last_name"),
-                col("gender"),
-                col("level"),
-            ],
-            Some(vec![
-                col("user_id").sort(true, false),
-                col("ts").sort(false, true),
-                col("record_id").sort(false, true),
-            ]),
-        )
+        ])?;
+    first_per_key(
+        plays,
+        "user_id",
+        vec![
+            ("first_name", col("first_name")),
+            ("last_name", col("last_name")),
+            ("gender", col("gender")),
+            ("level", col("level")),
+        ],
+        vec![
+            col("ts").sort(false, true),
+            col("record_id").sort(false, true),
+        ],
+    )
 }
 
 /// One row per logged-in user who played a song.
