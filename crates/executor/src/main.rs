@@ -12,6 +12,7 @@ use ballista_executor::health::spawn_health_server;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
+    cluster::disable_transparent_huge_pages();
     let command = Config::command()
         .name("executor")
         .about("Ballista executor for Sparkify Lake jobs")

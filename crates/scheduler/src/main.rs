@@ -9,6 +9,7 @@ use ballista_scheduler::config::{Config, SchedulerConfig};
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
+    cluster::disable_transparent_huge_pages();
     let command = Config::command()
         .name("scheduler")
         .about("Ballista scheduler for Sparkify Lake jobs")

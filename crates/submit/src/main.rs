@@ -24,6 +24,7 @@ use indicatif::{MultiProgress, ProgressDrawTarget};
 use cli::{Args, exit_code};
 
 fn main() -> ExitCode {
+    cluster::disable_transparent_huge_pages();
     let args = Args::parse();
     // Ballista logs a failed job at ERROR before `submit` reports it in its
     // own one line; `-v` shows Ballista's view too.
