@@ -534,3 +534,33 @@ async fn each_dimension_row_comes_from_the_record_its_rule_names() {
         .await;
     assert_eq!(users, [["7", "Ada", "free"]]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_executor_memory_budget_bounds_every_task() {
+    let input = shared_data("udacity-workspace");
+    let output = tempfile::tempdir().unwrap();
+    let run = |budget: &str| {
+        let (input, output) = (input.to_str().unwrap(), output.path().to_str().unwrap());
+        let args = [
+            "--input",
+            input,
+            "--output",
+            output,
+            "--executor-memory",
+            budget,
+        ];
+        submit(&args, &[], &workspace_root())
+    };
+    // A budget no aggregation fits in fails the job, naming the pool.
+    let starved = run("1KiB");
+    let stderr = String::from_utf8_lossy(&starved.stderr);
+    assert_eq!(starved.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("ResourcesExhausted") && stderr.contains("pool_size: 1024.0 B"),
+        "{stderr}"
+    );
+    // A small one is enough: what does not fit spills.
+    assert_success(&run("64MiB"));
+    let tables = Published::local(output.path()).await;
+    check_counts(&tables, &WORKSPACE).await;
+}

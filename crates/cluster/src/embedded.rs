@@ -24,8 +24,9 @@ pub struct EmbeddedCluster {
 }
 
 impl EmbeddedCluster {
-    /// Starts a scheduler and an executor with `vcores` task slots.
-    pub async fn start(vcores: usize) -> Result<Self, ClusterError> {
+    /// Starts a scheduler and an executor with `vcores` task slots and a
+    /// memory pool of `memory` bytes (Ballista's default when `None`).
+    pub async fn start(vcores: usize, memory: Option<u64>) -> Result<Self, ClusterError> {
         let embedded = |e: std::io::Error| ClusterError::Embedded(e.to_string());
         let listener = TcpListener::bind((LOOPBACK, 0)).await.map_err(embedded)?;
         let port = listener.local_addr().map_err(embedded)?.port();
@@ -54,6 +55,7 @@ impl EmbeddedCluster {
             scheduler_port: port,
             scheduler_connect_timeout_seconds: 10,
             vcores: vcores.max(1),
+            memory_pool_size: memory,
             work_dir: Some(work_dir.path().display().to_string()),
             print_thread_info: false,
             task_scheduling_policy: TaskSchedulingPolicy::PushStaged,

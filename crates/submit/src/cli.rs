@@ -42,6 +42,13 @@ pub struct Args {
     #[arg(long, env = "SPARKIFY_VCORES")]
     pub vcores: Option<usize>,
 
+    /// Memory budget of the in-process executor, shared by its task slots:
+    /// sorts, aggregations and shuffles spill to disk beyond it. Default:
+    /// Ballista's, 70% of the machine's memory. (A cluster's executors take
+    /// `--memory-pool-size`.)
+    #[arg(long, env = "SPARKIFY_EXECUTOR_MEMORY")]
+    pub executor_memory: Option<bytesize::ByteSize>,
+
     /// Fail on the first bad input record, naming its file and line.
     #[arg(long, conflicts_with = "max_rejects")]
     pub strict: bool,

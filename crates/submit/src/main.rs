@@ -90,7 +90,13 @@ async fn submit(args: Args, in_process: &mut Option<EmbeddedCluster>) -> anyhow:
     let scheduler = match &args.scheduler {
         Some(address) => address.clone(),
         None => in_process
-            .insert(EmbeddedCluster::start(args.in_process_vcores()).await?)
+            .insert(
+                EmbeddedCluster::start(
+                    args.in_process_vcores(),
+                    args.executor_memory.map(|m| m.as_u64()),
+                )
+                .await?,
+            )
             .scheduler()
             .to_string(),
     };
