@@ -8,7 +8,7 @@
 //!
 //! The files to read are the operator's input, not its settings: a
 //! [`file_list`] of one in-memory partition per scan task, each a batch of
-//! (ordinal, path). Ballista 55 runs several partitions of a stage in one
+//! (ordinal, path, size). Ballista 55 runs several partitions of a stage in one
 //! task and restricts a task's plan to its own partitions by slicing the
 //! leaves it knows (file scans, in-memory sources, shuffle readers); a custom
 //! leaf carrying its own file groups would be run whole by every task, and
@@ -18,10 +18,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, new_null_array,
+    ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::cast::{as_string_array, as_uint32_array};
+use datafusion::common::cast::{as_string_array, as_uint32_array, as_uint64_array};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -51,8 +51,12 @@ use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
 
 /// Files fetched at once by one task: enough to hide S3 latency for tiny files.
 const FETCHES_IN_FLIGHT: usize = 64;
-/// Local files read per blocking call ([`crate::local_disk`]).
+/// Local files read per blocking call ([`crate::local_disk`]), fewer when
+/// they reach [`LOCAL_READ_BYTES`] first: a task reading a month of event
+/// logs in one call would hold all of them in memory at once (at 10 million
+/// events, 4.3 GiB over two tasks).
 const LOCAL_READ_FILES: usize = 256;
+const LOCAL_READ_BYTES: u64 = 32 * 1024 * 1024;
 /// Blocking reads of local files one task keeps going: one reads while the
 /// task decodes what the other read.
 const LOCAL_READS_IN_FLIGHT: usize = 2;
@@ -83,12 +87,20 @@ pub struct ScanSpec {
 }
 
 /// Columns of a [`file_list`]: the file's position in the sorted listing
-/// (the high half of its records' ids) and its object path.
+/// (the high half of its records' ids), its object path and its size.
 fn file_list_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("ordinal", DataType::UInt32, false),
         Field::new("path", DataType::Utf8, false),
+        Field::new("size", DataType::UInt64, false),
     ]))
+}
+
+/// One file of a scan task's share, as its [`file_list`] gives it.
+struct ListedFile {
+    ordinal: u32,
+    path: String,
+    size: u64,
 }
 
 /// The files of a scan as a plan: a sorted listing split into `partitions`
@@ -97,7 +109,7 @@ pub fn file_list(files: &[InputFile], partitions: usize) -> Result<Arc<dyn Execu
     let total: u64 = files.iter().map(|f| f.size.max(1)).sum();
     let partitions = partitions.clamp(1, files.len().max(1));
     let per_partition = total.div_ceil(partitions as u64);
-    let mut runs: Vec<Vec<(u32, &str)>> = vec![Vec::new()];
+    let mut runs: Vec<Vec<(u32, &InputFile)>> = vec![Vec::new()];
     let mut filled = 0u64;
     for (ordinal, file) in files.iter().enumerate() {
         if filled >= per_partition && runs.len() < partitions {
@@ -107,17 +119,18 @@ pub fn file_list(files: &[InputFile], partitions: usize) -> Result<Arc<dyn Execu
         filled += file.size.max(1);
         runs.last_mut()
             .expect("never empty")
-            .push((ordinal as u32, file.path.as_str()));
+            .push((ordinal as u32, file));
     }
     let schema = file_list_schema();
     let batches = runs
         .into_iter()
         .map(|run| {
             let ordinals = UInt32Array::from_iter_values(run.iter().map(|(o, _)| *o));
-            let paths = StringArray::from_iter_values(run.iter().map(|(_, p)| *p));
+            let paths = StringArray::from_iter_values(run.iter().map(|(_, f)| f.path.as_str()));
+            let sizes = UInt64Array::from_iter_values(run.iter().map(|(_, f)| f.size));
             let batch = RecordBatch::try_new(
                 Arc::clone(&schema),
-                vec![Arc::new(ordinals), Arc::new(paths)],
+                vec![Arc::new(ordinals), Arc::new(paths), Arc::new(sizes)],
             )?;
             Ok(vec![batch])
         })
@@ -126,14 +139,18 @@ pub fn file_list(files: &[InputFile], partitions: usize) -> Result<Arc<dyn Execu
     Ok(DataSourceExec::from_data_source(source))
 }
 
-/// The (ordinal, path) pairs of file-list batches.
-fn files_of(batches: &[RecordBatch]) -> Result<Vec<(u32, String)>> {
+/// The files of file-list batches.
+fn files_of(batches: &[RecordBatch]) -> Result<Vec<ListedFile>> {
     let mut files = Vec::new();
     for batch in batches {
         let ordinals = as_uint32_array(batch.column(0))?;
         let paths = as_string_array(batch.column(1))?;
-        let paths = paths.iter().map(|p| p.unwrap_or_default().to_string());
-        files.extend(ordinals.values().iter().copied().zip(paths));
+        let sizes = as_uint64_array(batch.column(2))?;
+        files.extend((0..batch.num_rows()).map(|i| ListedFile {
+            ordinal: ordinals.value(i),
+            path: paths.value(i).to_string(),
+            size: sizes.value(i),
+        }));
     }
     Ok(files)
 }
@@ -290,7 +307,7 @@ impl Staging {
         self,
         store: Arc<dyn ObjectStore>,
         store_url: String,
-        files: Vec<(u32, String)>,
+        files: Vec<ListedFile>,
         sender: Sender<Result<RecordBatch>>,
     ) -> Result<()> {
         let mut fetched = if self.local {
@@ -410,45 +427,61 @@ impl Staging {
 fn store_reads(
     store: Arc<dyn ObjectStore>,
     store_url: String,
-    files: Vec<(u32, String)>,
+    files: Vec<ListedFile>,
 ) -> impl Stream<Item = Result<SourceFile>> {
     futures::stream::iter(files)
-        .map(move |(ordinal, path)| fetch(Arc::clone(&store), &store_url, ordinal, path))
+        .map(move |file| fetch(Arc::clone(&store), &store_url, file.ordinal, file.path))
         .buffered(FETCHES_IN_FLIGHT)
 }
 
-/// The task's files from local disk, [`LOCAL_READ_FILES`] per blocking call.
+/// The task's files from local disk, [`LOCAL_READ_FILES`] or
+/// [`LOCAL_READ_BYTES`] per blocking call.
 fn local_reads(
     store_url: String,
-    files: Vec<(u32, String)>,
+    files: Vec<ListedFile>,
 ) -> impl Stream<Item = Result<SourceFile>> {
-    let mut files = files.into_iter();
-    let chunks = std::iter::from_fn(move || {
-        let chunk: Vec<_> = files.by_ref().take(LOCAL_READ_FILES).collect();
-        (!chunk.is_empty()).then_some(chunk)
-    });
-    futures::stream::iter(chunks)
+    futures::stream::iter(read_chunks(files))
         .map(move |chunk| read_local(store_url.clone(), chunk))
         .buffered(LOCAL_READS_IN_FLIGHT)
         .map_ok(|read| futures::stream::iter(read.into_iter().map(Ok)))
         .try_flatten()
 }
 
+/// `files` in runs of at most [`LOCAL_READ_FILES`] files, each closed once
+/// it holds [`LOCAL_READ_BYTES`]: a run is at most one file past the limit.
+fn read_chunks(files: Vec<ListedFile>) -> Vec<Vec<ListedFile>> {
+    let mut chunks: Vec<Vec<ListedFile>> = Vec::new();
+    let mut bytes = 0;
+    for file in files {
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < LOCAL_READ_FILES && bytes < LOCAL_READ_BYTES => {
+                bytes += file.size;
+                chunk.push(file);
+            }
+            _ => {
+                bytes = file.size;
+                chunks.push(vec![file]);
+            }
+        }
+    }
+    chunks
+}
+
 /// Reads a chunk of local files whole, with the store's file names.
-async fn read_local(store_url: String, chunk: Vec<(u32, String)>) -> Result<Vec<SourceFile>> {
+async fn read_local(store_url: String, chunk: Vec<ListedFile>) -> Result<Vec<SourceFile>> {
     let names = chunk
         .iter()
-        .map(|(_, path)| local_disk::file_of(&Path::from(path.as_str())))
+        .map(|file| local_disk::file_of(&Path::from(file.path.as_str())))
         .collect::<Result<Vec<_>>>()?;
     let contents = local_disk::read_all(names).await.map_err(|(i, e)| {
-        DataFusionError::External(format!("reading {store_url}/{}: {e}", chunk[i].1).into())
+        DataFusionError::External(format!("reading {store_url}/{}: {e}", chunk[i].path).into())
     })?;
     Ok(chunk
         .into_iter()
         .zip(contents)
-        .map(|((ordinal, path), bytes)| SourceFile {
-            ordinal,
-            location: format!("{store_url}/{path}"),
+        .map(|(file, bytes)| SourceFile {
+            ordinal: file.ordinal,
+            location: format!("{store_url}/{}", file.path),
             bytes: bytes.into(),
         })
         .collect())
@@ -474,5 +507,44 @@ fn fetch(
             location: url,
             bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(sizes: &[u64]) -> Vec<ListedFile> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| ListedFile {
+                ordinal: i as u32,
+                path: format!("f{i}"),
+                size,
+            })
+            .collect()
+    }
+
+    fn chunk_lengths(sizes: &[u64]) -> Vec<usize> {
+        read_chunks(files(sizes)).iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn local_reads_are_chunked_by_count_and_by_bytes() {
+        assert_eq!(chunk_lengths(&[300; 600]), [256, 256, 88]);
+        const MIB: u64 = 1024 * 1024;
+        // A chunk closes once it holds the byte limit.
+        assert_eq!(
+            chunk_lengths(&[20 * MIB, 20 * MIB, 1, 146 * MIB, 146 * MIB, 1, 1]),
+            [2, 2, 1, 2]
+        );
+        let ordinals: Vec<u32> = read_chunks(files(&[5 * MIB; 20]))
+            .into_iter()
+            .flatten()
+            .map(|f| f.ordinal)
+            .collect();
+        assert_eq!(ordinals, (0..20).collect::<Vec<_>>(), "in listing order");
+        assert!(read_chunks(Vec::new()).is_empty());
     }
 }
