@@ -49,17 +49,18 @@ use crate::load::writer::task_store;
 use crate::local_disk;
 use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
 
-/// Files fetched at once by one task: enough to hide S3 latency for tiny files.
+/// Files fetched at once from an object store, per chunk: enough to hide
+/// S3 latency for tiny files.
 const FETCHES_IN_FLIGHT: usize = 64;
-/// Local files read per blocking call ([`crate::local_disk`]), fewer when
-/// they reach [`LOCAL_READ_BYTES`] first: a task reading a month of event
-/// logs in one call would hold all of them in memory at once (at 10 million
-/// events, 4.3 GiB over two tasks).
+/// Local files read per blocking call ([`crate::local_disk`]): one chunk.
 const LOCAL_READ_FILES: usize = 256;
-const LOCAL_READ_BYTES: u64 = 32 * 1024 * 1024;
-/// Blocking reads of local files one task keeps going: one reads while the
-/// task decodes what the other read.
-const LOCAL_READS_IN_FLIGHT: usize = 2;
+/// A task reads its files in chunks of at most the counts above, each
+/// closed early once it holds this many bytes, with [`CHUNKS_IN_FLIGHT`]
+/// going: one is read while the task decodes the other. Without the byte
+/// limit a task would read a month of event logs at once and hold all of
+/// them (at 10 million events, 4.3 GiB over two tasks).
+const READ_CHUNK_BYTES: u64 = 32 * 1024 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 2;
 /// A decode group closes at this many bytes or files, whichever comes first.
 const GROUP_BYTES: usize = 8 * 1024 * 1024;
 const GROUP_FILES: usize = 2048;
@@ -423,38 +424,50 @@ impl Staging {
     }
 }
 
-/// The task's files from the store, [`FETCHES_IN_FLIGHT`] at a time.
+/// The task's files from the store, in chunks of [`FETCHES_IN_FLIGHT`]
+/// concurrent GETs.
 fn store_reads(
     store: Arc<dyn ObjectStore>,
     store_url: String,
     files: Vec<ListedFile>,
 ) -> impl Stream<Item = Result<SourceFile>> {
-    futures::stream::iter(files)
-        .map(move |file| fetch(Arc::clone(&store), &store_url, file.ordinal, file.path))
-        .buffered(FETCHES_IN_FLIGHT)
-}
-
-/// The task's files from local disk, [`LOCAL_READ_FILES`] or
-/// [`LOCAL_READ_BYTES`] per blocking call.
-fn local_reads(
-    store_url: String,
-    files: Vec<ListedFile>,
-) -> impl Stream<Item = Result<SourceFile>> {
-    futures::stream::iter(read_chunks(files))
-        .map(move |chunk| read_local(store_url.clone(), chunk))
-        .buffered(LOCAL_READS_IN_FLIGHT)
+    futures::stream::iter(chunks(files, FETCHES_IN_FLIGHT))
+        .map(move |chunk| {
+            // Built up front: each fetch owns what it needs, so the chunk's
+            // stream borrows nothing from this closure.
+            let fetches: Vec<_> = chunk
+                .into_iter()
+                .map(|file| fetch(Arc::clone(&store), &store_url, file.ordinal, file.path))
+                .collect();
+            futures::stream::iter(fetches)
+                .buffered(FETCHES_IN_FLIGHT)
+                .try_collect::<Vec<_>>()
+        })
+        .buffered(CHUNKS_IN_FLIGHT)
         .map_ok(|read| futures::stream::iter(read.into_iter().map(Ok)))
         .try_flatten()
 }
 
-/// `files` in runs of at most [`LOCAL_READ_FILES`] files, each closed once
-/// it holds [`LOCAL_READ_BYTES`]: a run is at most one file past the limit.
-fn read_chunks(files: Vec<ListedFile>) -> Vec<Vec<ListedFile>> {
+/// The task's files from local disk, a chunk per blocking call.
+fn local_reads(
+    store_url: String,
+    files: Vec<ListedFile>,
+) -> impl Stream<Item = Result<SourceFile>> {
+    futures::stream::iter(chunks(files, LOCAL_READ_FILES))
+        .map(move |chunk| read_local(store_url.clone(), chunk))
+        .buffered(CHUNKS_IN_FLIGHT)
+        .map_ok(|read| futures::stream::iter(read.into_iter().map(Ok)))
+        .try_flatten()
+}
+
+/// `files` in runs of at most `max_files`, each closed once it holds
+/// [`READ_CHUNK_BYTES`]: a run is at most one file past the limit.
+fn chunks(files: Vec<ListedFile>, max_files: usize) -> Vec<Vec<ListedFile>> {
     let mut chunks: Vec<Vec<ListedFile>> = Vec::new();
     let mut bytes = 0;
     for file in files {
         match chunks.last_mut() {
-            Some(chunk) if chunk.len() < LOCAL_READ_FILES && bytes < LOCAL_READ_BYTES => {
+            Some(chunk) if chunk.len() < max_files && bytes < READ_CHUNK_BYTES => {
                 bytes += file.size;
                 chunk.push(file);
             }
@@ -527,11 +540,11 @@ mod tests {
     }
 
     fn chunk_lengths(sizes: &[u64]) -> Vec<usize> {
-        read_chunks(files(sizes)).iter().map(Vec::len).collect()
+        chunks(files(sizes), 256).iter().map(Vec::len).collect()
     }
 
     #[test]
-    fn local_reads_are_chunked_by_count_and_by_bytes() {
+    fn reads_are_chunked_by_count_and_by_bytes() {
         assert_eq!(chunk_lengths(&[300; 600]), [256, 256, 88]);
         const MIB: u64 = 1024 * 1024;
         // A chunk closes once it holds the byte limit.
@@ -539,12 +552,12 @@ mod tests {
             chunk_lengths(&[20 * MIB, 20 * MIB, 1, 146 * MIB, 146 * MIB, 1, 1]),
             [2, 2, 1, 2]
         );
-        let ordinals: Vec<u32> = read_chunks(files(&[5 * MIB; 20]))
+        let ordinals: Vec<u32> = chunks(files(&[5 * MIB; 20]), 256)
             .into_iter()
             .flatten()
             .map(|f| f.ordinal)
             .collect();
         assert_eq!(ordinals, (0..20).collect::<Vec<_>>(), "in listing order");
-        assert!(read_chunks(Vec::new()).is_empty());
+        assert!(chunks(Vec::new(), 256).is_empty());
     }
 }
