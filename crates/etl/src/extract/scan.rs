@@ -431,21 +431,9 @@ fn store_reads(
     store_url: String,
     files: Vec<ListedFile>,
 ) -> impl Stream<Item = Result<SourceFile>> {
-    futures::stream::iter(chunks(files, FETCHES_IN_FLIGHT))
-        .map(move |chunk| {
-            // Built up front: each fetch owns what it needs, so the chunk's
-            // stream borrows nothing from this closure.
-            let fetches: Vec<_> = chunk
-                .into_iter()
-                .map(|file| fetch(Arc::clone(&store), &store_url, file.ordinal, file.path))
-                .collect();
-            futures::stream::iter(fetches)
-                .buffered(FETCHES_IN_FLIGHT)
-                .try_collect::<Vec<_>>()
-        })
-        .buffered(CHUNKS_IN_FLIGHT)
-        .map_ok(|read| futures::stream::iter(read.into_iter().map(Ok)))
-        .try_flatten()
+    read_in_chunks(files, FETCHES_IN_FLIGHT, move |chunk| {
+        fetch_all(Arc::clone(&store), store_url.clone(), chunk)
+    })
 }
 
 /// The task's files from local disk, a chunk per blocking call.
@@ -453,8 +441,24 @@ fn local_reads(
     store_url: String,
     files: Vec<ListedFile>,
 ) -> impl Stream<Item = Result<SourceFile>> {
-    futures::stream::iter(chunks(files, LOCAL_READ_FILES))
-        .map(move |chunk| read_local(store_url.clone(), chunk))
+    read_in_chunks(files, LOCAL_READ_FILES, move |chunk| {
+        read_local(store_url.clone(), chunk)
+    })
+}
+
+/// `files`, in listing order, read a chunk at a time by `read` with
+/// [`CHUNKS_IN_FLIGHT`] chunks going.
+fn read_in_chunks<Read, Reading>(
+    files: Vec<ListedFile>,
+    max_files: usize,
+    read: Read,
+) -> impl Stream<Item = Result<SourceFile>>
+where
+    Read: FnMut(Vec<ListedFile>) -> Reading,
+    Reading: Future<Output = Result<Vec<SourceFile>>>,
+{
+    futures::stream::iter(chunks(files, max_files))
+        .map(read)
         .buffered(CHUNKS_IN_FLIGHT)
         .map_ok(|read| futures::stream::iter(read.into_iter().map(Ok)))
         .try_flatten()
@@ -478,6 +482,19 @@ fn chunks(files: Vec<ListedFile>, max_files: usize) -> Vec<Vec<ListedFile>> {
         }
     }
     chunks
+}
+
+/// Fetches a chunk of files from the store, all at once.
+async fn fetch_all(
+    store: Arc<dyn ObjectStore>,
+    store_url: String,
+    chunk: Vec<ListedFile>,
+) -> Result<Vec<SourceFile>> {
+    futures::stream::iter(chunk)
+        .map(|file| fetch(Arc::clone(&store), &store_url, file.ordinal, file.path))
+        .buffered(FETCHES_IN_FLIGHT)
+        .try_collect()
+        .await
 }
 
 /// Reads a chunk of local files whole, with the store's file names.

@@ -36,6 +36,7 @@ fn artists_plan(staged: &Staged) -> Result<DataFrame> {
     )
 }
 
+/// One row per artist_id.
 fn expected_rows(staged: &Staged) -> Result<DataFrame> {
     distinct_count(staged.songs.clone(), col("artist_id"))
 }

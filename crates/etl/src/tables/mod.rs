@@ -15,7 +15,7 @@ use crate::report::{Chart, charts};
 
 pub use crate::load::writer::Clustering;
 use datafusion::logical_expr::SortExpr;
-use datafusion::prelude::{DataFrame, Expr, col, lit};
+use datafusion::prelude::{DataFrame, Expr, col, ident, lit};
 
 /// The staged, good records a run builds its tables from.
 #[derive(Clone)]
@@ -70,15 +70,13 @@ fn first_per_key(
     use datafusion::functions_aggregate::first_last::first_value;
     let names: Vec<Expr> = std::iter::once(key)
         .chain(columns.iter().map(|(name, _)| *name))
-        .map(datafusion::prelude::ident)
+        .map(ident)
         .collect();
     let firsts = columns
         .into_iter()
         .map(|(name, value)| first_value(value, order.clone()).alias(name))
         .collect();
-    records
-        .aggregate(vec![datafusion::prelude::ident(key)], firsts)?
-        .select(names)
+    records.aggregate(vec![ident(key)], firsts)?.select(names)
 }
 
 /// A chart of how a table's rows spread over its output partitions.
