@@ -225,17 +225,38 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(command: list[str], log: Path, daemons: list[subprocess.Popen] | None = None) -> dict:
-    """Runs `command` to completion; wall, CPU and memory of it and of `daemons` meanwhile."""
+def stop_group(leader: int, stopped: threading.Event) -> None:
+    """Kills a run that outlived its time limit, with every process of its group."""
+    stopped.set()
+    try:
+        os.killpg(leader, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def measure(
+    command: list[str], log: Path, daemons: list[subprocess.Popen] | None = None, time_limit: float | None = None
+) -> dict:
+    """Runs `command` to completion; wall, CPU and memory of it and of `daemons` meanwhile.
+
+    With a `time_limit`, a run still going after that many seconds is killed,
+    its whole process group (a JVM and its helpers too), and reported as
+    `stopped_at_limit`: its wall time is then a lower bound, not a measure.
+    """
     daemons = daemons or []
     daemon_cpu = {d.pid: (proc_stat(d.pid) or (0, 0, 0.0))[2] for d in daemons}
     cpu_before = children_cpu()
     with MemoryMonitor() as monitor, open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
         started = time.monotonic()
-        process = subprocess.Popen(command, stdout=out, stderr=err)
+        process = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True)
         start_ticks = (proc_stat(process.pid) or (0, None))[1]  # a zombie still has its stat
+        stopped = threading.Event()
+        limit = threading.Timer(time_limit or 0, stop_group, (process.pid, stopped))
+        if time_limit:
+            limit.start()
         _pid, status, usage = os.wait4(process.pid, 0)
         wall = time.monotonic() - started
+        limit.cancel()
         process.returncode = os.waitstatus_to_exitcode(status)
         monitor.record_exit(process.pid, start_ticks, usage.ru_maxrss)
         reap_orphans(monitor, keep={d.pid for d in daemons})
@@ -253,7 +274,10 @@ def measure(command: list[str], log: Path, daemons: list[subprocess.Popen] | Non
         "rss_sampled_peak_mib": round(monitor.sampled_peak_kib() / 1024, 1),
         "processes": monitor.per_process_mib(),
     }
-    if process.returncode != 0:
+    if stopped.is_set():
+        result["stopped_at_limit"] = time_limit
+        result["error"] = f"stopped after {time_limit:.0f} s (--peer-time-limit): not finished"
+    elif process.returncode != 0:
         result["error"] = tail(log.with_suffix(".err"))
     return result
 
@@ -381,7 +405,7 @@ def run_peer(args, name: str, output: Path, logs: Path) -> dict:
     else:
         command += ["--threads", str(args.cores)]
         setup = f"{args.cores} threads"
-    result = measure(command, logs / name)
+    result = measure(command, logs / name, time_limit=args.peer_time_limit)
     result["setup"] = setup
     if result["exit_code"] == 0:
         result["tables_dir"] = str(output)
@@ -480,6 +504,9 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, run in runs.items():
+        if run.get("stopped_at_limit"):
+            lines.append(f"| {name} | {run['setup']} | > {run['stopped_at_limit']:.0f} (stopped, not finished) | | | | | |")
+            continue
         if run["exit_code"] != 0:
             lines.append(f"| {name} | {run['setup']} | failed (exit {run['exit_code']}) | | | | | |")
             continue
@@ -501,6 +528,10 @@ def markdown(results: dict) -> str:
     for ours_name in ["ours", "cluster"]:
         for peer in PEERS:
             ours, other = runs.get(ours_name), runs.get(peer)
+            if ours and other and not ours["exit_code"] and other.get("stopped_at_limit"):
+                bound = f"< {ours['wall_seconds'] / other['stopped_at_limit']:.3f}"
+                ratios.append(f"| {ours_name} / {peer} | {bound} (peer stopped) | n/a | n/a | n/a |")
+                continue
             if not ours or not other or ours["exit_code"] or other["exit_code"]:
                 continue
             files = [sum(t.get("files", 0) for t in r.get("tables", {}).values()) for r in (ours, other)]
@@ -536,6 +567,7 @@ def main() -> int:
     parser.add_argument("--executor-vcores", type=int, help="task slots of each of the 2 executors (default: cores / 2)")
     parser.add_argument("--spark-driver-memory", default="4g")
     parser.add_argument("--songs-layout", choices=["year-artist", "year"], default="year-artist", help="songs directories, for every engine (submit --songs-layout)")
+    parser.add_argument("--peer-time-limit", type=float, metavar="SECONDS", help="stop a peer run still going after this long and report its wall time as a lower bound (default: no limit)")
     parser.add_argument("--repeat", type=int, default=1, help="run each engine N times and keep the median wall time (default 1)")
     parser.add_argument("--json", type=Path, help="where to write the results (default: <work>/results.json)")
     parser.add_argument("--keep", action="store_true", help="keep the outputs (default: deleted after the comparison)")
@@ -632,7 +664,7 @@ def main() -> int:
     print(f"\nresults: {json_path}", file=sys.stderr)
     if not args.keep:
         shutil.rmtree(work / "out", ignore_errors=True)
-    failed = any(r["exit_code"] != 0 for r in results["runs"].values())
+    failed = any(r["exit_code"] != 0 and not r.get("stopped_at_limit") for r in results["runs"].values())
     return 0 if equal and not failed else 1
 
 
