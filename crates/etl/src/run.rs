@@ -351,7 +351,7 @@ impl<'a> Run<'a> {
         plan: Arc<dyn ExecutionPlan>,
     ) -> Result<Vec<WrittenFile>> {
         let batches = self.run_job(job, plan).await?;
-        written_files(&batches).map_err(|e| EtlError::plan(job, e))
+        written_files(batches).map_err(|e| EtlError::plan(job, e))
     }
 
     /// Step 1: raw files of one kind to staged Parquet.

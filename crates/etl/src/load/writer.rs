@@ -146,9 +146,10 @@ pub fn written_files_schema() -> SchemaRef {
     ]))
 }
 
-/// Reads the writer's output rows back into [`WrittenFile`]s.
-pub fn written_files(batches: &[RecordBatch]) -> Result<Vec<WrittenFile>> {
-    let mut files = Vec::new();
+/// Reads the writer's output rows back into [`WrittenFile`]s, dropping each
+/// batch once read: at a million files the batches are hundreds of MB.
+pub fn written_files(batches: Vec<RecordBatch>) -> Result<Vec<WrittenFile>> {
+    let mut files = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for batch in batches {
         // By name: a client and executors of different builds fail here
         // with the missing column's name, not with a wrong value.
@@ -331,18 +332,24 @@ impl ExecutionPlan for ParquetWriterExec {
             let mut input = input;
             while let Some(batch) = input.next().await {
                 sink.write(&batch?).await?;
+                if let Some(files) = sink.full_report() {
+                    // A closed receiver means the consumer stopped reading:
+                    // nothing to report to, and the task is being torn down.
+                    let _ = sender.send(files_batch(&files)).await;
+                }
             }
             let (table, writer) = (sink.spec.table.clone(), sink.task_id.clone());
-            let files = sink.finish().await?;
-            let rows: u64 = files.iter().map(|f| f.rows).sum();
+            let (files, rows) = (sink.metrics.files.clone(), sink.metrics.rows.clone());
+            let last = sink.finish().await?;
             // The writer id starts the name of every file this task wrote.
             tracing::info!(
-                "{table}: writer {writer} (partition {partition}) wrote {} files, {rows} rows",
-                files.len()
+                "{table}: writer {writer} (partition {partition}) wrote {} files, {} rows",
+                files.value(),
+                rows.value()
             );
-            let batch = files_batch(&files)?;
-            // A closed receiver means the consumer stopped reading: nothing to report to.
-            let _ = sender.send(Ok(batch)).await;
+            for files in last.chunks(REPORT_FILES) {
+                let _ = sender.send(files_batch(files)).await;
+            }
             Ok(())
         });
         Ok(builder.build())
@@ -414,6 +421,11 @@ fn files_batch(files: &[WrittenFile]) -> Result<RecordBatch> {
         ],
     )?)
 }
+
+/// A writer task reports the files it wrote in batches of this many: at a
+/// million files, one report at the end would hold them all at once, twice
+/// (as structs and as the batch), in each task.
+const REPORT_FILES: usize = 16 * 1024;
 
 /// Counters a writer task publishes with its status.
 struct WriterMetrics {
@@ -815,7 +827,13 @@ impl PartitionedSink {
         Ok(())
     }
 
-    /// Closes every open file and waits for all uploads.
+    /// The files written so far, once there are [`REPORT_FILES`] of them.
+    fn full_report(&mut self) -> Option<Vec<WrittenFile>> {
+        (self.written.len() >= REPORT_FILES).then(|| std::mem::take(&mut self.written))
+    }
+
+    /// Closes every open file, waits for all uploads, and gives the files
+    /// not reported yet.
     async fn finish(mut self) -> Result<Vec<WrittenFile>> {
         if let Some((partition, rows)) = self.held.take() {
             self.write_in_slices(partition, &rows, true).await?;
@@ -828,7 +846,6 @@ impl PartitionedSink {
         while !self.uploads.is_empty() {
             self.collect_one_upload().await?;
         }
-        self.written.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(self.written)
     }
 }
@@ -996,5 +1013,64 @@ mod tests {
             unpartitioned.as_ref(),
             "out/run-1/users/part-a-00000.parquet"
         );
+    }
+
+    #[tokio::test]
+    async fn a_task_reports_every_file_once_in_bounded_batches() {
+        use datafusion::datasource::memory::MemorySourceConfig;
+        use datafusion::prelude::SessionContext;
+        // One row per partition, sorted as clustered input is: each file
+        // closes as the next partition starts, so reports fill up mid-task.
+        let partitions = REPORT_FILES + 100;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", DataType::Int64, false),
+        ]));
+        let keys: Vec<String> = (0..partitions).map(|i| format!("{i:06}")).collect();
+        let input = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from_iter_values(&keys)),
+                Arc::new(Int64Array::from_iter_values(0..partitions as i64)),
+            ],
+        )
+        .unwrap();
+        let batches: Vec<RecordBatch> = (0..partitions)
+            .step_by(1000)
+            .map(|start| input.slice(start, 1000.min(partitions - start)))
+            .collect();
+        let source = MemorySourceConfig::try_new_exec(&[batches], schema, None).unwrap();
+        let folder = std::env::temp_dir().join(format!("writer-{}", uuid::Uuid::new_v4()));
+        let spec = WriteSpec {
+            table: "t".into(),
+            location: format!("file://{}", folder.display()),
+            partition_by: vec!["key".into()],
+            sort_by: vec![],
+            clustering: Clustering::ByPartition,
+            target_file_bytes: 1 << 20,
+        };
+        let writer = ParquetWriterExec::try_new(spec, source).unwrap();
+        let context = SessionContext::new().task_ctx();
+        let reports: Vec<RecordBatch> = writer
+            .execute(0, context)
+            .unwrap()
+            .map(|batch| batch.unwrap())
+            .collect()
+            .await;
+
+        let sizes: Vec<usize> = reports.iter().map(|b| b.num_rows()).collect();
+        assert!(sizes.len() > 1, "reported in pieces: {sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= REPORT_FILES), "{sizes:?}");
+        let files = written_files(reports).unwrap();
+        let paths: std::collections::HashSet<&str> =
+            files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!((files.len(), paths.len()), (partitions, partitions));
+        assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), partitions as u64);
+        assert!(
+            files
+                .iter()
+                .all(|f| std::path::Path::new(&format!("/{}", f.path)).is_file())
+        );
+        std::fs::remove_dir_all(folder).unwrap();
     }
 }
