@@ -248,7 +248,9 @@ def measure(
     cpu_before = children_cpu()
     with MemoryMonitor() as monitor, open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
         started = time.monotonic()
-        process = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True)
+        # Its own process group only when it may have to be killed as one: otherwise
+        # Ctrl-C at the terminal reaches the run as it reaches the harness.
+        process = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=bool(time_limit))
         start_ticks = (proc_stat(process.pid) or (0, None))[1]  # a zombie still has its stat
         stopped = threading.Event()
         limit = threading.Timer(time_limit or 0, stop_group, (process.pid, stopped))

@@ -94,7 +94,7 @@ pub async fn begin(store: &Arc<dyn ObjectStore>, layout: &RunLayout) -> Result<(
 struct Manifest<'a> {
     run_id: &'a str,
     committed_at: String,
-    files: Vec<&'a WrittenFile>,
+    files: &'a [WrittenFile],
 }
 
 /// Commits a run whose tasks wrote `files` (tables and rejects, not staging).
@@ -110,7 +110,7 @@ pub async fn commit(
     let manifest = Manifest {
         run_id: &layout.run_id,
         committed_at: chrono::Utc::now().to_rfc3339(),
-        files: files.iter().collect(),
+        files,
     };
     let manifest = manifest_bytes(&manifest);
     put(store, &run_dir.object_path().join(SUCCESS), manifest).await?;

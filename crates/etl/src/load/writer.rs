@@ -51,6 +51,7 @@ use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::Sender;
 use tokio::task::JoinSet;
 
 use super::hive;
@@ -333,9 +334,7 @@ impl ExecutionPlan for ParquetWriterExec {
             while let Some(batch) = input.next().await {
                 sink.write(&batch?).await?;
                 if let Some(files) = sink.full_report() {
-                    // A closed receiver means the consumer stopped reading:
-                    // nothing to report to, and the task is being torn down.
-                    let _ = sender.send(files_batch(&files)).await;
+                    report(&sender, &files).await;
                 }
             }
             let (table, writer) = (sink.spec.table.clone(), sink.task_id.clone());
@@ -347,9 +346,7 @@ impl ExecutionPlan for ParquetWriterExec {
                 files.value(),
                 rows.value()
             );
-            for files in last.chunks(REPORT_FILES) {
-                let _ = sender.send(files_batch(files)).await;
-            }
+            report(&sender, &last).await;
             Ok(())
         });
         Ok(builder.build())
@@ -422,10 +419,20 @@ fn files_batch(files: &[WrittenFile]) -> Result<RecordBatch> {
     )?)
 }
 
-/// A writer task reports the files it wrote in batches of this many: at a
-/// million files, one report at the end would hold them all at once, twice
-/// (as structs and as the batch), in each task.
+/// A writer task reports the files it wrote in batches of at most this
+/// many: at a million files, one report at the end would hold them all at
+/// once, twice (as structs and as the batch), in each task.
 const REPORT_FILES: usize = 16 * 1024;
+
+/// Sends `files` to the task's output in batches of at most
+/// [`REPORT_FILES`] (a batch of local writes can take a report past it).
+async fn report(sender: &Sender<Result<RecordBatch>>, files: &[WrittenFile]) {
+    for files in files.chunks(REPORT_FILES) {
+        // A closed receiver means the consumer stopped reading: nothing to
+        // report to, and the task is being torn down.
+        let _ = sender.send(files_batch(files)).await;
+    }
+}
 
 /// Counters a writer task publishes with its status.
 struct WriterMetrics {
@@ -827,7 +834,7 @@ impl PartitionedSink {
         Ok(())
     }
 
-    /// The files written so far, once there are [`REPORT_FILES`] of them.
+    /// The files written so far, once there are at least [`REPORT_FILES`].
     fn full_report(&mut self) -> Option<Vec<WrittenFile>> {
         (self.written.len() >= REPORT_FILES).then(|| std::mem::take(&mut self.written))
     }
