@@ -84,6 +84,13 @@ pub enum Clustering {
     /// within each task: every partition directory is written by exactly one
     /// task, one file at a time, so a small partition becomes one file.
     ByPartition,
+    /// Rows stay in the tasks the upstream join or aggregation spread them
+    /// over, and are sorted there by the partition and sort columns: every
+    /// task writes its own share of each partition directory, in order, and
+    /// no shuffle runs just to write. Right for a table whose rows pile into
+    /// a few partitions (nearly every play falls in one month), where
+    /// `ByPartition` would leave one task to sort and write almost all of it.
+    Spread,
     /// All rows go to one task, sorted by `sort_by`: one file (split at the
     /// target size). Right for small dimension tables, which would otherwise
     /// become one tiny file per task.
@@ -220,7 +227,18 @@ impl ParquetWriterExec {
         Ok(Arc::new(Column::new(name, index)))
     }
 
+    /// Whether each task sees a partition directory's rows as one run, so a
+    /// file can be closed as soon as the partition changes.
     fn clustered(&self) -> bool {
+        matches!(
+            self.spec.clustering,
+            Clustering::ByPartition | Clustering::Spread
+        ) && !self.spec.partition_by.is_empty()
+    }
+
+    /// Whether rows are hash-shuffled by the partition columns before the
+    /// writer tasks, so that each directory is written by one task.
+    fn shuffled_by_partition(&self) -> bool {
         self.spec.clustering == Clustering::ByPartition && !self.spec.partition_by.is_empty()
     }
 }
@@ -262,7 +280,7 @@ impl ExecutionPlan for ParquetWriterExec {
         if self.spec.clustering == Clustering::Single {
             return vec![Distribution::SinglePartition];
         }
-        if !self.clustered() {
+        if !self.shuffled_by_partition() {
             return vec![Distribution::UnspecifiedDistribution];
         }
         let keys = self
@@ -293,7 +311,7 @@ impl ExecutionPlan for ParquetWriterExec {
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![self.clustered()]
+        vec![self.shuffled_by_partition()]
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {

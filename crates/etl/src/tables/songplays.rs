@@ -26,7 +26,7 @@ pub const TABLE: TableDef = TableDef {
     name: "songplays",
     partition_by: &["year", "month"],
     sort_by: &["start_time", "songplay_id"],
-    clustering: Clustering::ByPartition,
+    clustering: Clustering::Spread,
     plan: songplays_plan,
     expected_rows,
     charts: &[PartitionChart::RowsBy(&["year", "month"])],

@@ -14,7 +14,7 @@ pub const TABLE: TableDef = TableDef {
     name: "time",
     partition_by: &["year", "month"],
     sort_by: &["start_time"],
-    clustering: Clustering::ByPartition,
+    clustering: Clustering::Spread,
     plan: time_plan,
     expected_rows,
     charts: &[PartitionChart::RowsBy(&["year", "month"])],
