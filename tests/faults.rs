@@ -369,12 +369,28 @@ async fn a_job_survives_an_executor_killed_in_the_middle() {
         "--output",
         output.to_str().unwrap(),
     ];
-    let result = submit(&args, &[], &workspace_root());
+    let result = submit(
+        &args,
+        &[("RUST_LOG", "etl::load::publish=info")],
+        &workspace_root(),
+    );
     assert_success(&result);
     let killed = cluster.executors[1].log();
     assert!(
         killed.contains("crash point mid-write reached"),
         "the armed executor was killed mid-write:\n{killed}"
+    );
+    // The killed attempt had marked itself and written a file it never
+    // reported: publishing searched the run's folder and deleted it.
+    let log = String::from_utf8_lossy(&result.stderr);
+    let deleted = log
+        .split_once("wrote without reporting")
+        .and_then(|(_, rest)| rest.split_once("deleted "))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(
+        deleted.is_some_and(|n| n > 0),
+        "publishing found the killed attempt's files:\n{log}"
     );
 
     let tables = Published::local(&output).await;

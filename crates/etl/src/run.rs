@@ -383,6 +383,7 @@ impl<'a> Run<'a> {
             sort_by: vec![],
             clustering: Clustering::AsIs,
             target_file_bytes: self.config.target_file_bytes,
+            attempts: None,
         };
         let plan = ParquetWriterExec::try_new(spec, Arc::new(scan))
             .map_err(|e| EtlError::plan(what(), e))?;
@@ -456,6 +457,7 @@ impl<'a> Run<'a> {
             sort_by: vec![],
             clustering: Clustering::AsIs,
             target_file_bytes: self.config.target_file_bytes,
+            attempts: Some(self.layout.attempts().url()),
         };
         let job = format!("rejects {}", kind.name());
         let plan = self
@@ -509,6 +511,7 @@ impl<'a> Run<'a> {
             sort_by: table.sort_by.iter().map(|c| c.to_string()).collect(),
             clustering: table.clustering,
             target_file_bytes: self.config.target_file_bytes,
+            attempts: Some(self.layout.attempts().url()),
         };
         Ok(WriteNode::plan(spec, rows))
     }

@@ -115,6 +115,12 @@ pub struct WriteSpec {
     pub clustering: Clustering,
     /// A file is closed and a new one started once it reaches this size.
     pub target_file_bytes: u64,
+    /// URL of the folder where each task attempt leaves a marker, named by
+    /// its writer id, before its first file: publishing compares the
+    /// markers with the files reported and searches for leftovers of an
+    /// attempt only when one went unreported ([`crate::load::publish`]).
+    /// `None` where the whole folder is discarded anyway (staging).
+    pub attempts: Option<String>,
 }
 
 /// One file a writer task wrote, as it reports it.
@@ -375,6 +381,20 @@ impl ExecutionPlan for ParquetWriterExec {
     }
 }
 
+/// The name of a writer task's `n`th file: its writer id first, so that
+/// every file names the task attempt that wrote it ([`writer_of`]).
+fn file_name(task_id: &str, n: usize) -> String {
+    format!("part-{task_id}-{n:05}.parquet")
+}
+
+/// The writer id in the name of a file at `path` ([`file_name`]), if it is
+/// one of a writer's files.
+pub fn writer_of(path: &str) -> Option<&str> {
+    let name = path.rsplit('/').next()?;
+    let (task_id, _) = name.strip_prefix("part-")?.rsplit_once('-')?;
+    Some(task_id)
+}
+
 /// Where a file of hive partition `partition` goes. The partition's parts
 /// are already escaped the Hive way (`artist_id=AR%2FX`), so they are taken
 /// as they are: joining them as raw text would escape each `%` again.
@@ -576,6 +596,8 @@ impl Destination {
 /// The state of one writer task: its open files and its uploads in flight.
 struct PartitionedSink {
     spec: WriteSpec,
+    /// The task's store, for its attempt marker.
+    store: Arc<dyn ObjectStore>,
     destination: Destination,
     /// `s3://bucket` or `file://`, for messages.
     store_url: String,
@@ -620,7 +642,8 @@ impl PartitionedSink {
         let store_url = store_url_of(&spec.location)?;
         Ok(Self {
             table_path: object_path_of(&spec.location)?,
-            destination: Destination::new(&store_url, store),
+            destination: Destination::new(&store_url, Arc::clone(&store)),
+            store,
             store_url: store_url.as_str().trim_end_matches('/').to_string(),
             spec,
             partition_indices,
@@ -765,7 +788,10 @@ impl PartitionedSink {
             return Ok(());
         };
         let bytes = file.writer.into_inner()?;
-        let name = format!("part-{}-{:05}.parquet", self.task_id, self.files_started);
+        if self.files_started == 0 {
+            self.mark_attempt().await?;
+        }
+        let name = file_name(&self.task_id, self.files_started);
         self.files_started += 1;
         let path = file_path(&self.table_path, &file.partition, &name)?;
         let written = WrittenFile {
@@ -789,6 +815,18 @@ impl PartitionedSink {
             }
         }
         Ok(())
+    }
+
+    /// Leaves this attempt's marker ([`WriteSpec::attempts`]), before any
+    /// of its files is written: an attempt that wrote anything has one.
+    async fn mark_attempt(&mut self) -> Result<()> {
+        let Some(attempts) = &self.spec.attempts else {
+            return Ok(());
+        };
+        let path = object_path_of(attempts)?.join(self.task_id.as_str());
+        let url = format!("{attempts}/{}", self.task_id);
+        let table = self.spec.table.clone().into_bytes();
+        upload(Arc::clone(&self.store), path, &url, table).await
     }
 
     /// Starts one upload, waiting first if too many are already in flight.
@@ -1017,6 +1055,13 @@ mod tests {
     }
 
     #[test]
+    fn a_file_names_the_writer_that_wrote_it() {
+        let path = format!("out/run-1/songs/year=0/{}", file_name("01a23f5d9c62", 12));
+        assert_eq!(writer_of(&path), Some("01a23f5d9c62"));
+        assert_eq!(writer_of("out/run-1/_SUCCESS"), None);
+    }
+
+    #[test]
     fn escaped_partition_values_are_not_escaped_again() {
         let partition = crate::load::hive::partition_dir(
             &["year".into(), "artist_id".into()],
@@ -1073,6 +1118,7 @@ mod tests {
             sort_by: vec![],
             clustering: Clustering::ByPartition,
             target_file_bytes: 1 << 20,
+            attempts: None,
         };
         let writer = ParquetWriterExec::try_new(spec, source).unwrap();
         let context = SessionContext::new().task_ctx();
