@@ -285,10 +285,15 @@ def measure(
 
 
 def tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log, after its first `Caused by:` line if those
+    do not hold it: a JVM's stack trace ends far from its cause."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
+    last = text[-lines:]
+    cause = next((line for line in text if line.startswith("Caused by:")), None)
+    return "\n".join(([cause] if cause and cause not in last else []) + last)
 
 
 # --- the runs ----------------------------------------------------------------
@@ -512,8 +517,12 @@ def markdown(results: dict) -> str:
         if run["exit_code"] != 0:
             lines.append(f"| {name} | {run['setup']} | failed (exit {run['exit_code']}) | | | | | |")
             continue
-        files = sum(t.get("files", 0) for t in run.get("tables", {}).values())
-        written = sum(t.get("bytes", 0) for t in run.get("tables", {}).values()) / 2**20
+        # Counted by the comparison, else (no peer to compare with) by the harness.
+        files = sum(t.get("files", 0) for t in run.get("tables", {}).values()) or sum(
+            run.get("files_per_table", {}).values()
+        )
+        tables = run.get("tables", {}).values()
+        written = f"{sum(t.get('bytes', 0) for t in tables) / 2**20:.1f}" if tables else "not compared"
         if name == reference:
             same = "reference"
         else:
@@ -524,7 +533,7 @@ def markdown(results: dict) -> str:
             same = "yes, 5/5 tables" if all(verdicts) else f"NO: {sum(bool(v) for v in verdicts)}/5 tables"
         lines.append(
             f"| {name} | {run['setup']} | {run['wall_seconds']:.2f} | {run['cpu_seconds']:.2f} "
-            f"| {run['peak_rss_mib']:.0f} | {files} | {written:.1f} | {same} |"
+            f"| {run['peak_rss_mib']:.0f} | {files} | {written} | {same} |"
         )
     ratios = []
     for ours_name in ["ours", "cluster"]:
