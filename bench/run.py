@@ -517,10 +517,7 @@ def markdown(results: dict) -> str:
         if run["exit_code"] != 0:
             lines.append(f"| {name} | {run['setup']} | failed (exit {run['exit_code']}) | | | | | |")
             continue
-        # Counted by the comparison, else (no peer to compare with) by the harness.
-        files = sum(t.get("files", 0) for t in run.get("tables", {}).values()) or sum(
-            run.get("files_per_table", {}).values()
-        )
+        files = sum(run.get("files_per_table", {}).values())
         tables = run.get("tables", {}).values()
         written = f"{sum(t.get('bytes', 0) for t in tables) / 2**20:.1f}" if tables else "not compared"
         if name == reference:

@@ -576,19 +576,20 @@ fn properties_builder() -> WriterPropertiesBuilder {
 
 /// Where a writer task's closed files go.
 enum Destination {
-    /// An object store (S3): one upload per file, many in flight.
-    Store(Arc<dyn ObjectStore>),
+    /// An object store (S3): one upload per file through the task's store,
+    /// many in flight.
+    Store,
     /// Local disk: closed files wait here and are written a batch per
     /// blocking call ([`crate::local_disk`]).
     LocalDisk(Vec<(std::path::PathBuf, Vec<u8>, WrittenFile)>),
 }
 
 impl Destination {
-    fn new(store_url: &ObjectStoreUrl, store: Arc<dyn ObjectStore>) -> Self {
+    fn new(store_url: &ObjectStoreUrl) -> Self {
         if crate::local_disk::is_local(store_url) {
             Destination::LocalDisk(Vec::new())
         } else {
-            Destination::Store(store)
+            Destination::Store
         }
     }
 }
@@ -596,7 +597,7 @@ impl Destination {
 /// The state of one writer task: its open files and its uploads in flight.
 struct PartitionedSink {
     spec: WriteSpec,
-    /// The task's store, for its attempt marker.
+    /// The task's store: its uploads and its attempt marker.
     store: Arc<dyn ObjectStore>,
     destination: Destination,
     /// `s3://bucket` or `file://`, for messages.
@@ -642,7 +643,7 @@ impl PartitionedSink {
         let store_url = store_url_of(&spec.location)?;
         Ok(Self {
             table_path: object_path_of(&spec.location)?,
-            destination: Destination::new(&store_url, Arc::clone(&store)),
+            destination: Destination::new(&store_url),
             store,
             store_url: store_url.as_str().trim_end_matches('/').to_string(),
             spec,
@@ -809,10 +810,7 @@ impl PartitionedSink {
                     self.write_local_batch().await?;
                 }
             }
-            Destination::Store(store) => {
-                let store = Arc::clone(store);
-                self.start_upload(store, path, bytes, written).await?;
-            }
+            Destination::Store => self.start_upload(path, bytes, written).await?,
         }
         Ok(())
     }
@@ -832,7 +830,6 @@ impl PartitionedSink {
     /// Starts one upload, waiting first if too many are already in flight.
     async fn start_upload(
         &mut self,
-        store: Arc<dyn ObjectStore>,
         path: Path,
         bytes: Vec<u8>,
         written: WrittenFile,
@@ -841,6 +838,7 @@ impl PartitionedSink {
             self.collect_one_upload().await?;
         }
         let url = format!("{}/{path}", self.store_url);
+        let store = Arc::clone(&self.store);
         self.uploads.spawn(async move {
             upload(store, path, &url, bytes).await?;
             Ok(vec![written])
