@@ -402,7 +402,7 @@ def run_ours(args, name: str, output: Path, logs: Path) -> dict:
     return result
 
 
-def run_peer(args, name: str, output: Path, logs: Path) -> dict:
+def run_peer(args, name: str, output: Path, logs: Path, time_limit: float | None) -> dict:
     script = BENCH / "peers" / f"{name}_etl.py"
     command = [args.python, str(script), "--input", str(args.input), "--output", str(output)]
     command += ["--songs-layout", args.songs_layout]
@@ -412,7 +412,7 @@ def run_peer(args, name: str, output: Path, logs: Path) -> dict:
     else:
         command += ["--threads", str(args.cores)]
         setup = f"{args.cores} threads"
-    result = measure(command, logs / name, time_limit=args.peer_time_limit)
+    result = measure(command, logs / name, time_limit=time_limit)
     result["setup"] = setup
     if result["exit_code"] == 0:
         result["tables_dir"] = str(output)
@@ -423,6 +423,35 @@ def run_peer(args, name: str, output: Path, logs: Path) -> dict:
         except ValueError:
             pass
     return result
+
+
+def time_limit_arg(text: str) -> tuple[float, bool]:
+    """`--peer-time-limit`: seconds (`3700`), or a multiple of ours' wall
+    time in this run (`52x`), as (value, relative)."""
+    relative = text.endswith("x")
+    try:
+        value = float(text.removesuffix("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither seconds (3700) nor a multiple of ours' time (52x)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the limit must be positive")
+    return value, relative
+
+
+def peer_time_limit(args, runs: dict) -> float | None:
+    """A peer's time limit in seconds. A relative one (`52x`) is that many
+    times the slowest of ours' finished runs in this harness run: the limit
+    that, should the peer not finish, still shows each of ours at least that
+    many times faster, without running the peer longer than it takes."""
+    if args.peer_time_limit is None:
+        return None
+    value, relative = args.peer_time_limit
+    if not relative:
+        return value
+    ours = [run["wall_seconds"] for name in ("ours", "cluster") if (run := runs.get(name)) and run["exit_code"] == 0]
+    if not ours:
+        raise RuntimeError(f"--peer-time-limit {value:g}x needs a finished run of ours before the peers (--ours)")
+    return value * max(ours)
 
 
 def median_attempt(attempts: list[dict]) -> dict:
@@ -575,7 +604,7 @@ def main() -> int:
     parser.add_argument("--executor-vcores", type=int, help="task slots of each of the 2 executors (default: cores / 2)")
     parser.add_argument("--spark-driver-memory", default="4g")
     parser.add_argument("--songs-layout", choices=["year-artist", "year"], default="year-artist", help="songs directories, for every engine (submit --songs-layout)")
-    parser.add_argument("--peer-time-limit", type=float, metavar="SECONDS", help="stop a peer run still going after this long and report its wall time as a lower bound (default: no limit)")
+    parser.add_argument("--peer-time-limit", type=time_limit_arg, metavar="SECONDS|Nx", help="stop a peer run still going after this long, in seconds or as N times ours' wall time in this run (52x), and report it as a bound (default: no limit)")
     parser.add_argument("--repeat", type=int, default=1, help="run each engine N times and keep the median wall time (default 1)")
     parser.add_argument("--json", type=Path, help="where to write the results (default: <work>/results.json)")
     parser.add_argument("--keep", action="store_true", help="keep the outputs (default: deleted after the comparison)")
@@ -624,7 +653,7 @@ def main() -> int:
             print(f"running {name} ({attempt + 1}/{args.repeat})...", file=sys.stderr)
             try:
                 if name in PEERS:
-                    attempts.append(run_peer(args, name, output, logs))
+                    attempts.append(run_peer(args, name, output, logs, peer_time_limit(args, results["runs"])))
                 else:
                     attempts.append(run_ours(args, name, output, logs))
             except RuntimeError as error:
