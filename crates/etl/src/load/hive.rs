@@ -7,34 +7,43 @@ pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// `name=value/name=value` for one row's partition values.
 pub fn partition_dir(names: &[String], values: &[Option<String>]) -> String {
-    names
-        .iter()
-        .zip(values)
-        .map(|(name, value)| {
-            let value = match value {
-                Some(v) if !v.is_empty() => escape(v),
-                _ => NULL_PARTITION.to_string(),
-            };
-            format!("{}={value}", escape(name))
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut dir = String::new();
+    for (name, value) in names.iter().zip(values) {
+        push_partition(&mut dir, name, value.as_deref());
+    }
+    dir
 }
 
-/// Percent-encodes the characters Hive's `FileUtils.escapePathName` encodes.
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+/// Appends `name=value` for one partition column to `dir`, after a `/`
+/// unless it is the first. A writer builds a directory name per run of rows
+/// this way, in one buffer, instead of a `String` per value.
+pub fn push_partition(dir: &mut String, name: &str, value: Option<&str>) {
+    if !dir.is_empty() {
+        dir.push('/');
+    }
+    escape_into(dir, name);
+    dir.push('=');
+    match value {
+        Some(v) if !v.is_empty() => escape_into(dir, v),
+        _ => dir.push_str(NULL_PARTITION),
+    }
+}
+
+/// Appends `value` to `out`, percent-encoding the characters Hive's
+/// `FileUtils.escapePathName` encodes.
+fn escape_into(out: &mut String, value: &str) {
+    use std::fmt::Write;
     for c in value.chars() {
         if needs_escape(c) {
             let mut buf = [0u8; 4];
             for byte in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{byte:02X}"));
+                // Writing to a String cannot fail.
+                let _ = write!(out, "%{byte:02X}");
             }
         } else {
             out.push(c);
         }
     }
-    out
 }
 
 fn needs_escape(c: char) -> bool {

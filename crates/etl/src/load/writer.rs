@@ -16,6 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::partition;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::cast::{as_int64_array, as_string_array};
@@ -690,33 +691,45 @@ impl PartitionedSink {
         Ok(())
     }
 
-    /// Consecutive rows that share a partition directory.
+    /// Consecutive rows that share a partition directory. Runs are found by
+    /// comparing the partition columns' values (Arrow's `partition` kernel),
+    /// and each run's directory name is formatted once, into a reused buffer:
+    /// a songs batch is thousands of one-row runs.
     fn partition_runs(&self, batch: &RecordBatch) -> Result<Vec<(String, std::ops::Range<usize>)>> {
         if self.partition_indices.is_empty() {
             return Ok(vec![(String::new(), 0..batch.num_rows())]);
         }
-        let options = FormatOptions::default();
-        let formatters = self
+        let columns: Vec<ArrayRef> = self
             .partition_indices
             .iter()
-            .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let columns: Vec<&ArrayRef> = self
-            .partition_indices
-            .iter()
-            .map(|&i| batch.column(i))
+            .map(|&i| Arc::clone(batch.column(i)))
             .collect();
+        let options = FormatOptions::default();
+        let formatters = columns
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let (mut dir, mut value) = (String::new(), String::new());
         let mut runs: Vec<(String, std::ops::Range<usize>)> = Vec::new();
-        for row in 0..batch.num_rows() {
-            let values: Vec<Option<String>> = formatters
-                .iter()
-                .zip(&columns)
-                .map(|(f, c)| (!c.is_null(row)).then(|| f.value(row).to_string()))
-                .collect();
-            let dir = hive::partition_dir(&self.spec.partition_by, &values);
+        for range in partition(&columns)?.ranges() {
+            dir.clear();
+            for ((name, column), formatter) in
+                self.spec.partition_by.iter().zip(&columns).zip(&formatters)
+            {
+                let row = range.start;
+                let shown = if column.is_null(row) {
+                    None
+                } else {
+                    value.clear();
+                    formatter.value(row).write(&mut value)?;
+                    Some(value.as_str())
+                };
+                hive::push_partition(&mut dir, name, shown);
+            }
+            // A null and an empty value share the default partition's name.
             match runs.last_mut() {
-                Some((last, range)) if *last == dir => range.end = row + 1,
-                _ => runs.push((dir, row..row + 1)),
+                Some((last, run)) if *last == dir => run.end = range.end,
+                _ => runs.push((dir.clone(), range)),
             }
         }
         Ok(runs)
@@ -1080,6 +1093,61 @@ mod tests {
         assert_eq!(
             unpartitioned.as_ref(),
             "out/run-1/users/part-a-00000.parquet"
+        );
+    }
+
+    #[test]
+    fn rows_run_together_while_their_partition_directory_stays_the_same() {
+        use datafusion::arrow::array::Int32Array;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("year", DataType::Int32, true),
+            Field::new("artist_id", DataType::Utf8, true),
+            Field::new("song_id", DataType::Utf8, false),
+        ]));
+        let (years, artists): (Vec<Option<i32>>, Vec<Option<&str>>) = [
+            (Some(0), Some("A/1")),
+            (Some(0), Some("A/1")),
+            (Some(0), Some("B")),
+            (Some(2018), None),
+            (Some(2018), Some("")),
+            (None, Some("B")),
+        ]
+        .into_iter()
+        .unzip();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int32Array::from(years)),
+                Arc::new(StringArray::from(artists)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..6).map(|i| format!("S{i}")),
+                )),
+            ],
+        )
+        .unwrap();
+        let spec = WriteSpec {
+            table: "songs".into(),
+            location: "memory:///songs".into(),
+            partition_by: vec!["year".into(), "artist_id".into()],
+            sort_by: vec!["song_id".into()],
+            clustering: Clustering::ByPartition,
+            target_file_bytes: 1 << 20,
+            attempts: None,
+        };
+        let metrics = WriterMetrics::new(&ExecutionPlanMetricsSet::new(), 0);
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let sink = PartitionedSink::try_new(spec, store, schema, true, metrics).unwrap();
+
+        let runs = sink.partition_runs(&batch).unwrap();
+        let default = hive::NULL_PARTITION;
+        assert_eq!(
+            runs,
+            vec![
+                ("year=0/artist_id=A%2F1".to_string(), 0..2),
+                ("year=0/artist_id=B".to_string(), 2..3),
+                (format!("year=2018/artist_id={default}"), 3..5),
+                (format!("year={default}/artist_id=B"), 5..6),
+            ]
         );
     }
 
