@@ -7,7 +7,7 @@
 //! Parquet files out, those hand-offs and extra system calls cost more than
 //! the I/O itself (README, "Where the time goes"). Scans and writers on a
 //! local store therefore read and write here instead, a whole batch of files
-//! per blocking call, with the store's own mapping from object paths to file
+//! per blocking call, with the same mapping from object paths to file
 //! names. Listings of local folders walk them here too, concurrently and
 //! without the three `stat` calls per file object_store's local listing makes.
 
@@ -24,7 +24,7 @@ use object_store::path::Path;
 use walkdir::{DirEntry, WalkDir};
 
 /// The store `file://` URLs are registered with (see the `cluster` crate),
-/// used here only for its path mapping.
+/// used here for the names [`file_of`] leaves to it.
 static LOCAL: LazyLock<LocalFileSystem> = LazyLock::new(LocalFileSystem::new);
 
 /// Whether a store URL names the local file system.
