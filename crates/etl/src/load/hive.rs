@@ -5,7 +5,9 @@
 /// The directory name Hive, Spark and Athena use for a null partition value.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
-/// `name=value/name=value` for one row's partition values.
+/// `name=value/name=value` for one row's partition values: the whole name
+/// at once, as tests state it (writers build it with [`push_partition`]).
+#[cfg(test)]
 pub fn partition_dir(names: &[String], values: &[Option<String>]) -> String {
     let mut dir = String::new();
     for (name, value) in names.iter().zip(values) {

@@ -713,17 +713,8 @@ impl PartitionedSink {
         let mut runs: Vec<(String, std::ops::Range<usize>)> = Vec::new();
         for range in partition(&columns)?.ranges() {
             dir.clear();
-            for ((name, column), formatter) in
-                self.spec.partition_by.iter().zip(&columns).zip(&formatters)
-            {
-                let row = range.start;
-                let shown = if column.is_null(row) {
-                    None
-                } else {
-                    value.clear();
-                    formatter.value(row).write(&mut value)?;
-                    Some(value.as_str())
-                };
+            for (i, name) in self.spec.partition_by.iter().enumerate() {
+                let shown = shown_value(&columns[i], &formatters[i], range.start, &mut value)?;
                 hive::push_partition(&mut dir, name, shown);
             }
             // A null and an empty value share the default partition's name.
@@ -922,6 +913,22 @@ impl PartitionedSink {
         }
         Ok(self.written)
     }
+}
+
+/// The text of `column`'s value at `row`, written into `buffer` (reused
+/// across rows); `None` for a null.
+fn shown_value<'a>(
+    column: &ArrayRef,
+    formatter: &ArrayFormatter,
+    row: usize,
+    buffer: &'a mut String,
+) -> Result<Option<&'a str>> {
+    if column.is_null(row) {
+        return Ok(None);
+    }
+    buffer.clear();
+    formatter.value(row).write(buffer)?;
+    Ok(Some(buffer))
 }
 
 /// The schema a file is written with: view types as their plain forms
