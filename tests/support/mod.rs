@@ -9,11 +9,14 @@ pub mod http;
 pub mod tables;
 
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
 
 /// The repository's root folder.
 pub fn workspace_root() -> PathBuf {
@@ -91,15 +94,89 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Runs `submit` to completion.
+/// How long one `submit` run may take in a test. Runs take seconds; one
+/// still going after this has hung, and failing that test with the run's
+/// output and thread stacks beats a CI job that stops with nothing to show.
+const SUBMIT_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs `submit` to completion, failing the test if it outlives
+/// [`SUBMIT_DEADLINE`]. Its output goes to files, not pipes: a run that
+/// writes more than a pipe holds would otherwise block while the test waits.
 pub fn submit(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
-    Command::new(binary("submit"))
+    let (stdout, stderr) = (output_file(), output_file());
+    let mut child = Command::new(binary("submit"))
         .args(args)
         .args(["--quiet"])
         .envs(env.iter().copied())
         .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(stdout.try_clone().expect("stdout file"))
+        .stderr(stderr.try_clone().expect("stderr file"))
+        .spawn()
+        .expect("submit starts");
+    let status = match child
+        .wait_timeout(SUBMIT_DEADLINE)
+        .expect("waiting for submit")
+    {
+        Some(status) => status,
+        None => {
+            let stacks = thread_stacks(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "submit {args:?} still running after {SUBMIT_DEADLINE:?}\nstdout:\n{}\nstderr:\n{}\nthreads:\n{stacks}",
+                read_all(stdout),
+                read_all(stderr)
+            );
+        }
+    };
+    Output {
+        status,
+        stdout: read_all(stdout).into_bytes(),
+        stderr: read_all(stderr).into_bytes(),
+    }
+}
+
+/// An anonymous temporary file for a child's output.
+fn output_file() -> File {
+    tempfile::tempfile().expect("a temporary file for submit's output")
+}
+
+/// What was written to `file`, from its start.
+fn read_all(mut file: File) -> String {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0))
+        .expect("rewinding an output file");
+    file.read_to_string(&mut text)
+        .expect("reading an output file");
+    text
+}
+
+/// Every thread's stack in process `pid`, from gdb (given two minutes), to
+/// show where a hung run waits; a line saying why when gdb cannot tell.
+fn thread_stacks(pid: u32) -> String {
+    let pid = pid.to_string();
+    match Command::new("timeout")
+        .args([
+            "120",
+            "gdb",
+            "-p",
+            &pid,
+            "-batch",
+            "-nx",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .stdin(Stdio::null())
         .output()
-        .expect("submit starts")
+    {
+        Ok(out) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => format!("(no stacks: `timeout 120 gdb` did not start: {e})"),
+    }
 }
 
 /// Runs `submit` in-process from `input` to `output` (plus `extra`
