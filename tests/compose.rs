@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use e2e::expect::{Expected, check_counts, check_keys};
 use e2e::http::http_request;
 use e2e::tables::Published;
-use e2e::{binary, free_port, workspace_root};
+use e2e::{binary, free_ports, workspace_root};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 
 /// What the ETL makes of `sample-data/` (written by datagen with seed 7).
@@ -147,11 +147,12 @@ impl Compose {
         } else {
             vec!["docker".to_string(), "compose".to_string()]
         };
+        let [scheduler_port, s3_port] = free_ports();
         Self {
             program,
             project: format!("sparkifytest{}", std::process::id()),
-            scheduler_port: free_port(),
-            s3_port: free_port(),
+            scheduler_port,
+            s3_port,
         }
     }
 

@@ -11,7 +11,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::http::{answers, http_request};
-use crate::{Daemon, binary, free_port, workspace_root};
+use crate::{Daemon, binary, free_port, free_ports, workspace_root};
 
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -197,12 +197,13 @@ impl Cluster {
     ) {
         let work_dir = log_dir.join(format!("executor-{index}-work"));
         std::fs::create_dir_all(&work_dir).unwrap();
+        let [flight, grpc, health] = free_ports();
         let mut command = Command::new(binary("executor"));
         command
             .args(["--scheduler-port", &self.scheduler_port.to_string()])
-            .args(["--bind-port", &free_port().to_string()])
-            .args(["--bind-grpc-port", &free_port().to_string()])
-            .args(["--bind-health-port", &free_port().to_string()])
+            .args(["--bind-port", &flight.to_string()])
+            .args(["--bind-grpc-port", &grpc.to_string()])
+            .args(["--bind-health-port", &health.to_string()])
             .args(["--vcores", &vcores.to_string()])
             // A heartbeat a second, so a scheduler with a short executor
             // timeout does not declare healthy executors lost.

@@ -88,10 +88,18 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    let [port] = free_ports();
+    port
+}
+
+/// `N` different ports nothing listens on right now. All are held open
+/// until all are known: a port asked for after an earlier one was released
+/// could be that same port.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("a bound port").port())
 }
 
 /// How long one `submit` run may take in a test. Runs take seconds; one

@@ -46,11 +46,12 @@ impl EmbeddedCluster {
             .prefix("sparkify-executor-")
             .tempdir()
             .map_err(embedded)?;
+        let [port_for_flight, port_for_grpc] = free_ports().map_err(embedded)?;
         let executor_config = executor::with_lake_setup(ExecutorProcessConfig {
             bind_host: LOOPBACK.into(),
             external_host: Some(LOOPBACK.into()),
-            port: free_port().map_err(embedded)?,
-            grpc_port: free_port().map_err(embedded)?,
+            port: port_for_flight,
+            grpc_port: port_for_grpc,
             scheduler_host: LOOPBACK.into(),
             scheduler_port: port,
             scheduler_connect_timeout_seconds: 10,
@@ -78,8 +79,15 @@ impl EmbeddedCluster {
     }
 }
 
-/// A port nothing listens on right now. The executor binds it itself a
-/// moment later; Ballista's executor takes ports, not listeners.
-fn free_port() -> std::io::Result<u16> {
-    Ok(StdListener::bind((LOOPBACK, 0))?.local_addr()?.port())
+/// Two different ports nothing listens on right now. The executor binds
+/// them itself a moment later (Ballista's executor takes ports, not
+/// listeners). Both are held open until both are known: a port asked for
+/// after the first was released could be that same port, and the executor
+/// would then fail to bind its second service.
+fn free_ports() -> std::io::Result<[u16; 2]> {
+    let held = [
+        StdListener::bind((LOOPBACK, 0))?,
+        StdListener::bind((LOOPBACK, 0))?,
+    ];
+    Ok([held[0].local_addr()?.port(), held[1].local_addr()?.port()])
 }
