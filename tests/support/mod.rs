@@ -8,12 +8,13 @@ pub mod expect;
 pub mod http;
 pub mod tables;
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use wait_timeout::ChildExt;
@@ -92,14 +93,27 @@ pub fn free_port() -> u16 {
     port
 }
 
-/// `N` different ports nothing listens on right now. All are held open
-/// until all are known: a port asked for after an earlier one was released
-/// could be that same port.
+/// `N` different ports nothing listens on right now, none of them handed
+/// out before by this test process. Tests run in parallel threads, and the
+/// system may give a port released by one test to the next that asks: two
+/// tests' servers would then share a port, one of them talking to the
+/// other's (moto answering a bucket request with a 500 showed it). Every
+/// listener stays open until `N` new ports are found, so the system offers
+/// each port at most once while searching.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
-        .collect();
-    std::array::from_fn(|i| held[i].local_addr().expect("a bound port").port())
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    let mut ports = Vec::with_capacity(N);
+    while ports.len() < N {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = listener.local_addr().expect("a bound port").port();
+        if handed_out.insert(port) {
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    ports.try_into().expect("N ports")
 }
 
 /// How long one `submit` run may take in a test. Runs take seconds; one
@@ -142,6 +156,28 @@ pub fn submit(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
         status,
         stdout: read_all(stdout).into_bytes(),
         stderr: read_all(stderr).into_bytes(),
+    }
+}
+
+/// Waits until process `pid` catches signal `number` (its `SigCgt` mask in
+/// `/proc`), so that a signal sent next reaches its handler and not the
+/// default action. Fails the test after 30 s.
+pub fn wait_until_catching(pid: u32, number: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let catches = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (number - 1)) != 0)
+    };
+    while !catches() {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} does not catch signal {number} after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -46,27 +46,13 @@ impl EmbeddedCluster {
             .prefix("sparkify-executor-")
             .tempdir()
             .map_err(embedded)?;
-        let [port_for_flight, port_for_grpc] = free_ports().map_err(embedded)?;
-        let executor_config = executor::with_lake_setup(ExecutorProcessConfig {
-            bind_host: LOOPBACK.into(),
-            external_host: Some(LOOPBACK.into()),
-            port: port_for_flight,
-            grpc_port: port_for_grpc,
-            scheduler_host: LOOPBACK.into(),
+        let executor = InProcessExecutor {
             scheduler_port: port,
-            scheduler_connect_timeout_seconds: 10,
             vcores: vcores.max(1),
-            memory_pool_size: memory,
-            work_dir: Some(work_dir.path().display().to_string()),
-            print_thread_info: false,
-            task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
-            ..ExecutorProcessConfig::default()
-        });
-        tokio::spawn(async move {
-            if let Err(e) = executor::run(executor_config).await {
-                tracing::error!("in-process executor stopped: {e}");
-            }
-        });
+            memory,
+            work_dir: work_dir.path().display().to_string(),
+        };
+        tokio::spawn(executor.keep_running());
         Ok(Self {
             address: format!("{LOOPBACK}:{port}"),
             _work_dir: work_dir,
@@ -76,6 +62,65 @@ impl EmbeddedCluster {
     /// The scheduler's `host:port`.
     pub fn scheduler(&self) -> &str {
         &self.address
+    }
+}
+
+/// How often the in-process executor is started before the cluster gives
+/// up on it.
+const EXECUTOR_STARTS: usize = 3;
+
+/// What the in-process executor is started with, each time.
+struct InProcessExecutor {
+    scheduler_port: u16,
+    vcores: usize,
+    memory: Option<u64>,
+    work_dir: String,
+}
+
+impl InProcessExecutor {
+    /// Runs the executor, and starts it again on new ports when it stops
+    /// on its own. Ballista's executor binds the ports it is given a moment
+    /// after they are chosen, and another process can take one in between:
+    /// the executor then fails to start, or registers and stops again when
+    /// its Flight service cannot bind, leaving the scheduler without
+    /// executors and the run's jobs waiting. A new executor registers
+    /// under a new id, and the scheduler runs the lost tasks on it.
+    async fn keep_running(self) {
+        for start in 1..=EXECUTOR_STARTS {
+            let config = match free_ports() {
+                Ok(ports) => self.config(ports),
+                Err(e) => {
+                    tracing::error!("in-process executor: no free ports: {e}");
+                    return;
+                }
+            };
+            match executor::run(config).await {
+                Ok(()) => tracing::warn!("in-process executor stopped (start {start})"),
+                Err(e) => tracing::warn!("in-process executor stopped (start {start}): {e}"),
+            }
+        }
+        tracing::error!(
+            "in-process executor stopped {EXECUTOR_STARTS} times; not starting it again"
+        );
+    }
+
+    /// The executor's configuration with its Flight and gRPC ports.
+    fn config(&self, [flight, grpc]: [u16; 2]) -> ExecutorProcessConfig {
+        executor::with_lake_setup(ExecutorProcessConfig {
+            bind_host: LOOPBACK.into(),
+            external_host: Some(LOOPBACK.into()),
+            port: flight,
+            grpc_port: grpc,
+            scheduler_host: LOOPBACK.into(),
+            scheduler_port: self.scheduler_port,
+            scheduler_connect_timeout_seconds: 10,
+            vcores: self.vcores,
+            memory_pool_size: self.memory,
+            work_dir: Some(self.work_dir.clone()),
+            print_thread_info: false,
+            task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
+            ..ExecutorProcessConfig::default()
+        })
     }
 }
 

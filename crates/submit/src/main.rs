@@ -42,7 +42,12 @@ fn main() -> ExitCode {
         }
     };
     let mut in_process = None;
-    let outcome = runtime.block_on(submit(args, &mut in_process));
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = submit(args, &mut in_process) => outcome,
+            interrupted = interrupted() => Err(anyhow::Error::new(interrupted)),
+        }
+    });
     // The in-process cluster's tasks end with the runtime, all at once and
     // without waiting for work a failed job left in flight; only then does
     // its work folder go.
@@ -52,8 +57,40 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             say_error(&format!("{error:#}"));
-            exit_code(&error)
+            match error.downcast_ref::<Interrupted>() {
+                Some(interrupted) => ExitCode::from(128 + interrupted.number as u8),
+                None => exit_code(&error),
+            }
         }
+    }
+}
+
+/// A run stopped by a signal; the exit code is the shell's 128 + signal.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "interrupted by {name}: the run stopped unpublished (readers still see the previous run, unless its commit had already completed)"
+)]
+struct Interrupted {
+    name: &'static str,
+    number: i32,
+}
+
+/// Waits for SIGINT or SIGTERM and says which. Ballista's in-process
+/// executor listens for both and stops on them; without this, a run would
+/// wait for its lost executor (the scheduler's 180 s grace) and then blame
+/// it. Tables are published by one final commit, so stopping at once leaves
+/// nothing half-published; the next run clears what this one staged.
+async fn interrupted() -> Interrupted {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => Interrupted { name: "SIGINT", number: libc::SIGINT },
+        _ = term.recv() => Interrupted { name: "SIGTERM", number: libc::SIGTERM },
     }
 }
 
