@@ -2,11 +2,7 @@
 //! its own process, reading from and writing to an S3 API server (moto), all
 //! on loopback. The output is read back from S3.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-
-use wait_timeout::ChildExt;
 
 use e2e::cluster::{Cluster, S3Server, list};
 use e2e::expect::{
@@ -15,8 +11,7 @@ use e2e::expect::{
 use e2e::http::http_request;
 use e2e::tables::Published;
 use e2e::{
-    Daemon, assert_success, binary, free_port, shared_data, submit, wait_until_catching,
-    workspace_root,
+    Daemon, assert_success, free_port, interrupt, shared_data, spawn_submit, submit, workspace_root,
 };
 
 /// Runs `submit` against `cluster`; returns its output.
@@ -227,36 +222,11 @@ fn ctrl_c_stops_a_run_at_once_and_says_so() {
     let logs = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(0, 1, &[], logs.path());
     let scheduler = cluster.address();
-    let mut run = Command::new(binary("submit"))
-        .args([
-            "--scheduler",
-            &scheduler,
-            "--executor-timeout",
-            "600",
-            "--quiet",
-        ])
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("submit starts");
-    wait_until_catching(run.id(), 2);
-    let sent = Command::new("kill")
-        .args(["-INT", &run.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
-    let status = run
-        .wait_timeout(Duration::from_secs(30))
-        .expect("waiting for submit")
-        .unwrap_or_else(|| panic!("submit still running 30 s after SIGINT"));
-    let mut stderr = String::new();
-    run.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let run = spawn_submit(
+        &["--scheduler", &scheduler, "--executor-timeout", "600"],
+        &[],
+    );
+    let (status, stderr) = interrupt(run);
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
         stderr.starts_with("error: interrupted by SIGINT: the run stopped unpublished"),

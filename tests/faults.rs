@@ -11,7 +11,9 @@ use e2e::cluster::{Cluster, FaultProxy, S3Server, list};
 use e2e::expect::{WORKSPACE, check_counts, check_keys, check_workspace_match};
 use e2e::http::http_request;
 use e2e::tables::Published;
-use e2e::{assert_success, run_locally, shared_data, submit, workspace_root};
+use e2e::{
+    assert_success, interrupt, run_locally, shared_data, spawn_submit, submit, workspace_root,
+};
 
 const SONG: &str = r#"{"num_songs": 1, "artist_id": "ARBAD01", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "Bad Input Band", "song_id": "SOBAD01", "title": "Corpus", "duration": 200.5, "year": 2001}"#;
 const EVENT: &str = r#"{"artist":"Bad Input Band","auth":"Logged In","firstName":"Ada","gender":"F","itemInSession":0,"lastName":"Lovelace","length":200.5,"level":"free","location":"London","method":"PUT","page":"NextSong","registration":1540000000000.0,"sessionId":7,"song":"Corpus","status":200,"ts":1542000000000,"userAgent":"test","userId":"42"}"#;
@@ -397,6 +399,67 @@ async fn a_job_survives_an_executor_killed_in_the_middle() {
     check_counts(&tables, &WORKSPACE).await;
     check_keys(&tables).await;
     check_workspace_match(&tables).await;
+}
+
+/// A run stopped while its jobs run on a cluster cancels them: the cluster
+/// is not left working for a run that will never commit. The executors'
+/// S3 requests wait ten minutes at the proxy, so the jobs are surely
+/// running when Ctrl-C comes; the client lists the input directly.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_cancels_the_runs_jobs_on_the_cluster() {
+    let logs = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(logs.path());
+    s3.create_bucket("lake");
+    s3.upload("lake", &shared_data("udacity-workspace"), "raw")
+        .await;
+    let proxy = FaultProxy::start(&s3, &["--latency-ms", "600000"], logs.path());
+    let mut cluster = Cluster::start(1, 2, &proxy.env(&s3), logs.path());
+    let scheduler = cluster.address();
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = spawn_submit(
+        &[
+            "--scheduler",
+            &scheduler,
+            "--input",
+            "s3://lake/raw",
+            "--output",
+            "s3://lake/out",
+        ],
+        &env,
+    );
+    let port = cluster.scheduler_port;
+    let jobs = || http_request(port, "GET", "/api/jobs").map(|(_, body)| body);
+    cluster
+        .scheduler
+        .wait_until(Duration::from_secs(120), "running a job", || {
+            jobs().is_some_and(|body| body.contains("\"Running\""))
+        });
+
+    let (status, stderr) = interrupt(run);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    // Ballista applies a cancellation in its event loop, a moment after
+    // accepting it; without one the jobs would run for ten minutes more.
+    let unfinished = |body: &str| {
+        let listed: serde_json::Value = serde_json::from_str(body).expect("jobs are JSON");
+        let listed = listed.as_array().expect("a list of jobs").clone();
+        assert!(!listed.is_empty(), "the run's jobs are listed");
+        listed
+            .iter()
+            .filter(|job| ["Queued", "Running"].contains(&job["status"].as_str().unwrap()))
+            .count()
+    };
+    cluster
+        .scheduler
+        .wait_until(Duration::from_secs(30), "cancelling the jobs", || {
+            jobs().is_some_and(|body| unfinished(&body) == 0)
+        });
+    assert!(
+        list(s3.bucket("lake").as_ref(), "out/_LATEST")
+            .await
+            .is_empty(),
+        "the stopped run published nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

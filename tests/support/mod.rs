@@ -159,10 +159,48 @@ pub fn submit(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     }
 }
 
+/// Starts `submit` in the background with its stderr piped, for a test
+/// that stops it with [`interrupt`].
+pub fn spawn_submit(args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(binary("submit"))
+        .args(args)
+        .args(["--quiet"])
+        .envs(env.iter().copied())
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("submit starts")
+}
+
+/// Sends SIGINT (Ctrl-C) to a run from [`spawn_submit`] once it catches
+/// it; returns how the run ended and its stderr. Fails the test if the run
+/// is still going 30 s later.
+pub fn interrupt(mut run: Child) -> (std::process::ExitStatus, String) {
+    wait_until_catching(run.id(), 2);
+    let sent = Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let status = run
+        .wait_timeout(Duration::from_secs(30))
+        .expect("waiting for submit")
+        .unwrap_or_else(|| panic!("submit still running 30 s after SIGINT"));
+    let mut stderr = String::new();
+    run.stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("reading stderr");
+    (status, stderr)
+}
+
 /// Waits until process `pid` catches signal `number` (its `SigCgt` mask in
 /// `/proc`), so that a signal sent next reaches its handler and not the
 /// default action. Fails the test after 30 s.
-pub fn wait_until_catching(pid: u32, number: u32) {
+fn wait_until_catching(pid: u32, number: u32) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let catches = || {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

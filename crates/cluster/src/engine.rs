@@ -78,7 +78,15 @@ impl BallistaEngine {
 
     /// The name a job gets on the scheduler: unique to this client session.
     pub fn job_name(&self, name: &str) -> String {
-        format!("sparkify {} {name}", &self.session_id[..8])
+        format!("{}{name}", self.jobs().prefix)
+    }
+
+    /// This session's jobs on the scheduler, to cancel those left running.
+    pub fn jobs(&self) -> SessionJobs {
+        SessionJobs {
+            rest: self.rest.clone(),
+            prefix: format!("sparkify {} ", &self.session_id[..8]),
+        }
     }
 
     /// Shows a job's stages and tasks as they complete, until cancelled.
@@ -231,5 +239,32 @@ impl Engine for BallistaEngine {
             batches: result?,
             report: self.job_report(name, &job_name, seconds).await,
         })
+    }
+}
+
+/// The jobs one client session submitted to a scheduler.
+pub struct SessionJobs {
+    rest: SchedulerRest,
+    /// The start of every job name of the session ([`BallistaEngine::job_name`]).
+    prefix: String,
+}
+
+impl SessionJobs {
+    /// Cancels the session's jobs the scheduler still lists as queued or
+    /// running, and returns their names. A run that stops early (a failed
+    /// job, Ctrl-C) would otherwise leave its other jobs using the cluster
+    /// for nothing: their files are never committed. A job whose submission
+    /// was still on its way when the run stopped may not be listed yet, and
+    /// then runs out.
+    pub async fn cancel_unfinished(&self) -> Result<Vec<String>, ClusterError> {
+        let mut cancelled = Vec::new();
+        for job in self.rest.jobs().await? {
+            let unfinished = matches!(job.status.as_str(), "Queued" | "Running");
+            if unfinished && job.job_name.starts_with(&self.prefix) {
+                self.rest.cancel(&job.job_id).await?;
+                cancelled.push(job.job_name);
+            }
+        }
+        Ok(cancelled)
     }
 }

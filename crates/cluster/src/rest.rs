@@ -214,6 +214,18 @@ impl SchedulerRest {
         self.get(&format!("/api/job/{job_id}/stages")).await
     }
 
+    /// Asks the scheduler to cancel job `job_id` (Ballista's `PATCH /api/job/{id}`).
+    pub async fn cancel(&self, job_id: &str) -> Result<(), ClusterError> {
+        let url = format!("http://{}/api/job/{job_id}", self.address);
+        self.http
+            .patch(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| ClusterError::unreachable(&self.address, e))?;
+        Ok(())
+    }
+
     /// What each stage of a finished job wrote (our scheduler's endpoint).
     pub async fn shuffle(&self, job_id: &str) -> Result<JobShuffle, ClusterError> {
         self.get(&format!("/api/job/{job_id}/shuffle")).await

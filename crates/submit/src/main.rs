@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use cluster::embedded::EmbeddedCluster;
-use cluster::engine::BallistaEngine;
+use cluster::engine::{BallistaEngine, SessionJobs};
 use cluster::object_stores::LakeObjectStores;
 use cluster::rest::SchedulerRest;
 use cluster::session::{planning_context, session_config};
@@ -42,11 +42,16 @@ fn main() -> ExitCode {
         }
     };
     let mut in_process = None;
+    let mut on_cluster = None;
     let outcome = runtime.block_on(async {
-        tokio::select! {
-            outcome = submit(args, &mut in_process) => outcome,
+        let outcome = tokio::select! {
+            outcome = submit(args, &mut in_process, &mut on_cluster) => outcome,
             interrupted = interrupted() => Err(anyhow::Error::new(interrupted)),
+        };
+        if let (Err(_), Some(jobs)) = (&outcome, &on_cluster) {
+            cancel_unfinished(jobs).await;
         }
+        outcome
     });
     // The in-process cluster's tasks end with the runtime, all at once and
     // without waiting for work a failed job left in flight; only then does
@@ -94,6 +99,22 @@ async fn interrupted() -> Interrupted {
     }
 }
 
+/// How long a stopped run waits for the scheduler to cancel its jobs.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Cancels the jobs a failed or interrupted run left on a cluster. The
+/// outcome goes to the log (`-v`), not stderr: the run's own error stays
+/// its one line, also when the scheduler it would ask is gone.
+async fn cancel_unfinished(jobs: &SessionJobs) {
+    match tokio::time::timeout(CANCEL_TIMEOUT, jobs.cancel_unfinished()).await {
+        Ok(Ok(cancelled)) => tracing::info!(?cancelled, "cancelled the run's unfinished jobs"),
+        Ok(Err(e)) => tracing::info!("could not cancel the run's unfinished jobs: {e}"),
+        Err(_) => {
+            tracing::info!("cancelling the run's unfinished jobs took over {CANCEL_TIMEOUT:?}")
+        }
+    }
+}
+
 /// Sends panics raised inside Ballista's own code to the log, under
 /// Ballista's target (shown with `-v`), instead of stderr. Ballista 55's
 /// in-process executor can panic on a background thread while the tasks of
@@ -115,8 +136,15 @@ fn log_ballista_panics() {
 }
 
 /// Runs the ETL on the scheduler `args` names, or on an in-process cluster
-/// left in `in_process` for the caller to stop after the runtime.
-async fn submit(args: Args, in_process: &mut Option<EmbeddedCluster>) -> anyhow::Result<()> {
+/// left in `in_process` for the caller to stop after the runtime. On a
+/// cluster, the session's jobs are left in `on_cluster`, for the caller to
+/// cancel should the run stop early (an in-process cluster ends with the
+/// process).
+async fn submit(
+    args: Args,
+    in_process: &mut Option<EmbeddedCluster>,
+    on_cluster: &mut Option<SessionJobs>,
+) -> anyhow::Result<()> {
     let config = args.run_config()?;
     let progress = MultiProgress::with_draw_target(if args.quiet {
         ProgressDrawTarget::hidden()
@@ -143,6 +171,9 @@ async fn submit(args: Args, in_process: &mut Option<EmbeddedCluster>) -> anyhow:
         .partitions
         .unwrap_or_else(|| executors.iter().map(|e| e.vcores()).sum());
     let engine = BallistaEngine::new(rest, session_config(partitions), progress).await?;
+    if args.scheduler.is_some() {
+        *on_cluster = Some(engine.jobs());
+    }
     let ctx = planning_context(partitions, Arc::new(LakeObjectStores::new()))?;
     let config = etl::run::RunConfig {
         partitions,
