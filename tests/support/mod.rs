@@ -126,12 +126,7 @@ const SUBMIT_DEADLINE: Duration = Duration::from_secs(300);
 /// writes more than a pipe holds would otherwise block while the test waits.
 pub fn submit(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     let (stdout, stderr) = (output_file(), output_file());
-    let mut child = Command::new(binary("submit"))
-        .args(args)
-        .args(["--quiet"])
-        .envs(env.iter().copied())
-        .current_dir(cwd)
-        .stdin(Stdio::null())
+    let mut child = submit_command(args, env, cwd)
         .stdout(stdout.try_clone().expect("stdout file"))
         .stderr(stderr.try_clone().expect("stderr file"))
         .spawn()
@@ -159,15 +154,22 @@ pub fn submit(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     }
 }
 
-/// Starts `submit` in the background with its stderr piped, for a test
-/// that stops it with [`interrupt`].
-pub fn spawn_submit(args: &[&str], env: &[(&str, &str)]) -> Child {
-    Command::new(binary("submit"))
+/// `submit --quiet` with `args` and `env` added, in `cwd`, reading nothing.
+fn submit_command(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Command {
+    let mut command = Command::new(binary("submit"));
+    command
         .args(args)
         .args(["--quiet"])
         .envs(env.iter().copied())
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    command
+}
+
+/// Starts `submit` in the background with its stderr piped, for a test
+/// that stops it with [`interrupt`].
+pub fn spawn_submit(args: &[&str], env: &[(&str, &str)]) -> Child {
+    submit_command(args, env, &workspace_root())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -178,7 +180,8 @@ pub fn spawn_submit(args: &[&str], env: &[(&str, &str)]) -> Child {
 /// it; returns how the run ended and its stderr. Fails the test if the run
 /// is still going 30 s later.
 pub fn interrupt(mut run: Child) -> (std::process::ExitStatus, String) {
-    wait_until_catching(run.id(), 2);
+    const SIGINT: u32 = 2;
+    wait_until_catching(run.id(), SIGINT);
     let sent = Command::new("kill")
         .args(["-INT", &run.id().to_string()])
         .status()

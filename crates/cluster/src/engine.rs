@@ -78,14 +78,19 @@ impl BallistaEngine {
 
     /// The name a job gets on the scheduler: unique to this client session.
     pub fn job_name(&self, name: &str) -> String {
-        format!("{}{name}", self.jobs().prefix)
+        format!("{}{name}", self.job_prefix())
+    }
+
+    /// The start every job name of this session shares.
+    fn job_prefix(&self) -> String {
+        format!("sparkify {} ", &self.session_id[..8])
     }
 
     /// This session's jobs on the scheduler, to cancel those left running.
     pub fn jobs(&self) -> SessionJobs {
         SessionJobs {
             rest: self.rest.clone(),
-            prefix: format!("sparkify {} ", &self.session_id[..8]),
+            prefix: self.job_prefix(),
         }
     }
 
