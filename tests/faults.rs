@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::process::{Child, ExitStatus};
 use std::time::Duration;
 
 use e2e::cluster::{Cluster, FaultProxy, S3Server, list};
@@ -12,7 +13,8 @@ use e2e::expect::{WORKSPACE, check_counts, check_keys, check_workspace_match};
 use e2e::http::http_request;
 use e2e::tables::Published;
 use e2e::{
-    assert_success, interrupt, run_locally, shared_data, spawn_submit, submit, workspace_root,
+    assert_success, ended_within, interrupt, run_locally, shared_data, spawn_submit, submit,
+    workspace_root,
 };
 
 const SONG: &str = r#"{"num_songs": 1, "artist_id": "ARBAD01", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "Bad Input Band", "song_id": "SOBAD01", "title": "Corpus", "duration": 200.5, "year": 2001}"#;
@@ -340,11 +342,14 @@ async fn transient_s3_faults_are_retried() {
 async fn a_job_survives_an_executor_killed_in_the_middle() {
     let logs = tempfile::tempdir().unwrap();
     let output = logs.path().join("output");
-    // The scheduler declares an executor lost after 3 s without a heartbeat;
-    // executors pull tasks, the policy that reruns a lost executor's stages.
+    // The scheduler declares an executor lost after 10 s without a poll:
+    // pulling executors' polls are their heartbeats, 5 s apart at most
+    // while every slot is busy (a task waiting on the dead executor's
+    // shuffle files retries for 9 s). Executors pull tasks, the policy that
+    // reruns a lost executor's stages.
     let scheduler_args = [
         "--executor-timeout-seconds",
-        "3",
+        "10",
         "--expire-dead-executor-interval-seconds",
         "1",
         "--scheduler-policy",
@@ -402,11 +407,39 @@ async fn a_job_survives_an_executor_killed_in_the_middle() {
 }
 
 /// A run stopped while its jobs run on a cluster cancels them: the cluster
-/// is not left working for a run that will never commit. The executors'
-/// S3 requests wait ten minutes at the proxy, so the jobs are surely
-/// running when Ctrl-C comes; the client lists the input directly.
+/// is not left working for a run that will never commit.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_cancels_the_runs_jobs_on_the_cluster() {
+    let (status, stderr) = stop_while_jobs_run(&[], interrupt).await;
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+}
+
+/// `--timeout` stops a run that would otherwise wait ten minutes, with one
+/// line and `timeout(1)`'s exit code, and cancels its jobs like Ctrl-C.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_out_of_time_stops_and_cancels_its_jobs() {
+    let (status, stderr) = stop_while_jobs_run(&["--timeout", "40s"], |run| {
+        ended_within(run, Duration::from_secs(60), "a job was seen running")
+    })
+    .await;
+    assert_eq!(status.code(), Some(124), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the run took longer than --timeout 40s: the run stopped unpublished"),
+        "{stderr}"
+    );
+}
+
+/// Starts a run with `args` on a cluster whose executors' S3 requests wait
+/// ten minutes at the proxy (the client lists the input directly), so its
+/// jobs are surely running when `stop` is called, once one is seen
+/// running. Checks that no job of the run is left queued or running and
+/// that nothing is published; returns how `stop` says the run ended.
+async fn stop_while_jobs_run(
+    args: &[&str],
+    stop: impl FnOnce(Child) -> (ExitStatus, String),
+) -> (ExitStatus, String) {
     let logs = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(logs.path());
     s3.create_bucket("lake");
@@ -417,27 +450,29 @@ async fn ctrl_c_cancels_the_runs_jobs_on_the_cluster() {
     let scheduler = cluster.address();
     let env = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let run = spawn_submit(
-        &[
-            "--scheduler",
-            &scheduler,
-            "--input",
-            "s3://lake/raw",
-            "--output",
-            "s3://lake/out",
-        ],
-        &env,
-    );
+    let mut run_args = vec![
+        "--scheduler",
+        &scheduler,
+        "--input",
+        "s3://lake/raw",
+        "--output",
+        "s3://lake/out",
+    ];
+    run_args.extend_from_slice(args);
+    let run = spawn_submit(&run_args, &env);
     let port = cluster.scheduler_port;
     let jobs = || http_request(port, "GET", "/api/jobs").map(|(_, body)| body);
-    cluster
-        .scheduler
-        .wait_until(Duration::from_secs(120), "running a job", || {
-            jobs().is_some_and(|body| body.contains("\"Running\""))
-        });
+    // The run submits its two staging jobs together; both are listed
+    // before it is stopped, as a job whose submission is still on its way
+    // cannot be cancelled (README).
+    let running = |body: &str| body.matches("\"Running\"").count();
+    cluster.scheduler.wait_until(
+        Duration::from_secs(120),
+        "running both staging jobs",
+        || jobs().is_some_and(|body| running(&body) >= 2),
+    );
 
-    let (status, stderr) = interrupt(run);
-    assert_eq!(status.code(), Some(130), "{stderr}");
+    let ended = stop(run);
     // Ballista applies a cancellation in its event loop, a moment after
     // accepting it; without one the jobs would run for ten minutes more.
     let unfinished = |body: &str| {
@@ -460,6 +495,7 @@ async fn ctrl_c_cancels_the_runs_jobs_on_the_cluster() {
             .is_empty(),
         "the stopped run published nothing"
     );
+    ended
 }
 
 #[tokio::test(flavor = "multi_thread")]

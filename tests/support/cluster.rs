@@ -206,7 +206,8 @@ impl Cluster {
             .args(["--bind-health-port", &health.to_string()])
             .args(["--vcores", &vcores.to_string()])
             // A heartbeat a second, so a scheduler with a short executor
-            // timeout does not declare healthy executors lost.
+            // timeout does not declare healthy executors lost (push mode;
+            // a pulling executor's polls are its heartbeats).
             .args(["--executor-heartbeat-interval-seconds", "1"])
             .args(args)
             .args(["--work-dir", work_dir.to_str().unwrap()])

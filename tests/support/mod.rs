@@ -179,7 +179,7 @@ pub fn spawn_submit(args: &[&str], env: &[(&str, &str)]) -> Child {
 /// Sends SIGINT (Ctrl-C) to a run from [`spawn_submit`] once it catches
 /// it; returns how the run ended and its stderr. Fails the test if the run
 /// is still going 30 s later.
-pub fn interrupt(mut run: Child) -> (std::process::ExitStatus, String) {
+pub fn interrupt(run: Child) -> (std::process::ExitStatus, String) {
     const SIGINT: u32 = 2;
     wait_until_catching(run.id(), SIGINT);
     let sent = Command::new("kill")
@@ -187,10 +187,20 @@ pub fn interrupt(mut run: Child) -> (std::process::ExitStatus, String) {
         .status()
         .expect("kill runs");
     assert!(sent.success());
+    ended_within(run, Duration::from_secs(30), "SIGINT")
+}
+
+/// How a run from [`spawn_submit`] ended, and its stderr; fails the test if
+/// it is still going `limit` after `event`.
+pub fn ended_within(
+    mut run: Child,
+    limit: Duration,
+    event: &str,
+) -> (std::process::ExitStatus, String) {
     let status = run
-        .wait_timeout(Duration::from_secs(30))
+        .wait_timeout(limit)
         .expect("waiting for submit")
-        .unwrap_or_else(|| panic!("submit still running 30 s after SIGINT"));
+        .unwrap_or_else(|| panic!("submit still running {limit:?} after {event}"));
     let mut stderr = String::new();
     run.stderr
         .take()

@@ -75,6 +75,12 @@ pub struct Args {
     #[arg(long, env = "SPARKIFY_CONCURRENT_JOBS", default_value_t = 0)]
     pub concurrent_jobs: usize,
 
+    /// Stop the run, publishing nothing, when it has not published after
+    /// this long (`90s`, `30m`, `2h`), cancelling its jobs on a cluster.
+    /// Default: no limit.
+    #[arg(long, env = "SPARKIFY_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
     /// Seconds to wait for at least one executor to register.
     #[arg(long, env = "SPARKIFY_EXECUTOR_TIMEOUT", default_value_t = 60)]
     pub executor_timeout: u64,
@@ -103,7 +109,9 @@ Exit codes:
   4  output not writable
   5  scheduler unreachable, no executor registered, or scheduler lost during the run
   6  a job failed on the cluster
-  7  too many rejected records (--max-rejects, --strict)";
+  7  too many rejected records (--max-rejects, --strict)
+  124  the run took longer than --timeout
+  130, 143  interrupted by SIGINT (Ctrl-C), SIGTERM";
 
 impl Args {
     /// The run configuration, before the number of partitions is known.

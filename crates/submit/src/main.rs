@@ -43,10 +43,12 @@ fn main() -> ExitCode {
     };
     let mut in_process = None;
     let mut on_cluster = None;
+    let timeout = args.timeout;
     let outcome = runtime.block_on(async {
         let outcome = tokio::select! {
             outcome = submit(args, &mut in_process, &mut on_cluster) => outcome,
-            interrupted = interrupted() => Err(anyhow::Error::new(interrupted)),
+            stopped = interrupted() => Err(anyhow::Error::new(stopped)),
+            stopped = out_of_time(timeout) => Err(anyhow::Error::new(stopped)),
         };
         if let (Err(_), Some(jobs)) = (&outcome, &on_cluster) {
             cancel_unfinished(jobs).await;
@@ -62,30 +64,44 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             say_error(&format!("{error:#}"));
-            match error.downcast_ref::<Interrupted>() {
-                Some(interrupted) => ExitCode::from(128 + interrupted.number as u8),
+            match error.downcast_ref::<Stopped>() {
+                Some(stopped) => stopped.exit_code(),
                 None => exit_code(&error),
             }
         }
     }
 }
 
-/// A run stopped by a signal; the exit code is the shell's 128 + signal.
+/// A run stopped from outside before it ended. Tables are published by one
+/// final commit, so stopping at once leaves nothing half-published; the
+/// next run clears what this one staged.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "interrupted by {name}: the run stopped unpublished (readers still see the previous run, unless its commit had already completed)"
-)]
-struct Interrupted {
-    name: &'static str,
-    number: i32,
+enum Stopped {
+    /// By a signal; the exit code is the shell's 128 + signal.
+    #[error("interrupted by {name}: {UNPUBLISHED}")]
+    Interrupted { name: &'static str, number: i32 },
+    /// By `--timeout`; the exit code is `timeout(1)`'s, 124.
+    #[error("the run took longer than --timeout {}: {UNPUBLISHED}", humantime::format_duration(*.0))]
+    OutOfTime(Duration),
+}
+
+/// What a stopped run leaves, in its error line.
+const UNPUBLISHED: &str = "the run stopped unpublished (readers still see the previous run, unless its commit had already completed)";
+
+impl Stopped {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Stopped::Interrupted { number, .. } => ExitCode::from(128 + *number as u8),
+            Stopped::OutOfTime(_) => ExitCode::from(124),
+        }
+    }
 }
 
 /// Waits for SIGINT or SIGTERM and says which. Ballista's in-process
 /// executor listens for both and stops on them; without this, a run would
 /// wait for its lost executor (the scheduler's 180 s grace) and then blame
-/// it. Tables are published by one final commit, so stopping at once leaves
-/// nothing half-published; the next run clears what this one staged.
-async fn interrupted() -> Interrupted {
+/// it.
+async fn interrupted() -> Stopped {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -94,8 +110,22 @@ async fn interrupted() -> Interrupted {
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = int.recv() => Interrupted { name: "SIGINT", number: libc::SIGINT },
-        _ = term.recv() => Interrupted { name: "SIGTERM", number: libc::SIGTERM },
+        _ = int.recv() => Stopped::Interrupted { name: "SIGINT", number: libc::SIGINT },
+        _ = term.recv() => Stopped::Interrupted { name: "SIGTERM", number: libc::SIGTERM },
+    }
+}
+
+/// Ends when `limit` has passed, never without one. A scheduled run must
+/// not hang its pipeline: Ballista 55 has ways for a job to stay running
+/// with no task left to run (a task status lost between executor and
+/// scheduler, for one), and nothing in it bounds them.
+async fn out_of_time(limit: Option<Duration>) -> Stopped {
+    match limit {
+        Some(limit) => {
+            tokio::time::sleep(limit).await;
+            Stopped::OutOfTime(limit)
+        }
+        None => std::future::pending().await,
     }
 }
 
