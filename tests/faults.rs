@@ -416,9 +416,10 @@ async fn ctrl_c_cancels_the_runs_jobs_on_the_cluster() {
 }
 
 /// `--timeout` stops a run that would otherwise wait ten minutes, with one
-/// line and `timeout(1)`'s exit code, and cancels its jobs like Ctrl-C.
+/// line that says what it was waiting for and `timeout(1)`'s exit code, and
+/// cancels its jobs like Ctrl-C.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_run_out_of_time_stops_and_cancels_its_jobs() {
+async fn a_run_out_of_time_stops_says_where_and_cancels_its_jobs() {
     let (status, stderr) = stop_while_jobs_run(&["--timeout", "40s"], |run| {
         ended_within(run, Duration::from_secs(60), "a job was seen running")
     })
@@ -429,6 +430,57 @@ async fn a_run_out_of_time_stops_and_cancels_its_jobs() {
         stderr.contains("the run took longer than --timeout 40s: the run stopped unpublished"),
         "{stderr}"
     );
+    // Both staging jobs (one stage each, no shuffle) wait on their scans'
+    // first S3 reads: nothing of them has finished, and the executor's two
+    // slots hold a task of one job or of each (Ballista may bind one task
+    // to both slots).
+    let mut running = 0;
+    for job in ["stage songs", "stage events"] {
+        let state = format!("{job}: Running, 0 of 1 stages done, tasks: ");
+        let clause = stderr
+            .split("; ")
+            .find_map(|clause| clause.trim_end().split_once(&state))
+            .unwrap_or_else(|| panic!("the error says where {job} stood: {stderr}"));
+        let tasks = clause.1.strip_suffix(" running, 0 done").expect(clause.1);
+        running += tasks.parse::<usize>().expect(tasks);
+    }
+    assert!(running >= 1, "{stderr}");
+}
+
+/// In-process too, `--timeout` ends a run that waits on S3 (every request
+/// answered after ten minutes, so the input listing never ends) on time:
+/// one line, exit code 124, and no job to describe.
+#[test]
+fn an_in_process_run_out_of_time_ends_on_time() {
+    let logs = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(logs.path());
+    s3.create_bucket("lake");
+    let proxy = FaultProxy::start(&s3, &["--latency-ms", "600000"], logs.path());
+    let output = tempfile::tempdir().unwrap();
+    let env = proxy.env(&s3);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = [
+        "--input",
+        "s3://lake/raw",
+        "--output",
+        output.path().to_str().unwrap(),
+        "--timeout",
+        "5s",
+    ];
+    let started = std::time::Instant::now();
+    let run = submit(&args, &env, &workspace_root());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(124), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "ended {:?} after starting, S3 answers after ten minutes",
+        started.elapsed()
+    );
+    assert_eq!(
+        stderr.trim(),
+        "error: the run took longer than --timeout 5s: the run stopped unpublished (readers still see the previous run, unless its commit had already completed)"
+    );
+    assert!(!output.path().join("_LATEST").exists(), "nothing published");
 }
 
 /// Starts a run with `args` on a cluster whose executors' S3 requests wait

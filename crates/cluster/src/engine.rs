@@ -23,7 +23,7 @@ use futures::TryStreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::error::ClusterError;
-use crate::rest::{SchedulerIdentity, SchedulerRest};
+use crate::rest::{JobInfo, SchedulerIdentity, SchedulerRest};
 use crate::session::physical_codec;
 use crate::shuffle::JobShuffle;
 
@@ -255,6 +255,16 @@ pub struct SessionJobs {
 }
 
 impl SessionJobs {
+    /// The session's jobs the scheduler lists as queued or running.
+    async fn unfinished(&self) -> Result<Vec<JobInfo>, ClusterError> {
+        let mut jobs = self.rest.jobs().await?;
+        jobs.retain(|job| {
+            matches!(job.status.as_str(), "Queued" | "Running")
+                && job.job_name.starts_with(&self.prefix)
+        });
+        Ok(jobs)
+    }
+
     /// Cancels the session's jobs the scheduler still lists as queued or
     /// running, and returns their names. A run that stops early (a failed
     /// job, Ctrl-C) would otherwise leave its other jobs using the cluster
@@ -263,13 +273,34 @@ impl SessionJobs {
     /// then runs out.
     pub async fn cancel_unfinished(&self) -> Result<Vec<String>, ClusterError> {
         let mut cancelled = Vec::new();
-        for job in self.rest.jobs().await? {
-            let unfinished = matches!(job.status.as_str(), "Queued" | "Running");
-            if unfinished && job.job_name.starts_with(&self.prefix) {
-                self.rest.cancel(&job.job_id).await?;
-                cancelled.push(job.job_name);
-            }
+        for job in self.unfinished().await? {
+            self.rest.cancel(&job.job_id).await?;
+            cancelled.push(job.job_name);
         }
         Ok(cancelled)
+    }
+
+    /// Where each unfinished job of the session stands, one clause each
+    /// (`stage songs: Running, 0 of 1 stages done, tasks: 1 running, 0
+    /// done`): a run stopped for taking too long says what it was waiting
+    /// for.
+    pub async fn describe_unfinished(&self) -> Result<Vec<String>, ClusterError> {
+        let mut described = Vec::new();
+        for job in self.unfinished().await? {
+            let stages = self.rest.stages(&job.job_id).await?;
+            let name = job
+                .job_name
+                .strip_prefix(&self.prefix)
+                .unwrap_or(&job.job_name);
+            described.push(format!(
+                "{name}: {}, {} of {} stages done, tasks: {} running, {} done",
+                job.status,
+                job.completed_stages,
+                job.num_stages,
+                stages.running_tasks(),
+                stages.task_counts().0
+            ));
+        }
+        Ok(described)
     }
 }

@@ -106,6 +106,10 @@ impl TaskInfo {
     pub fn succeeded(&self) -> bool {
         self.status.as_str() == Some("Successful")
     }
+
+    pub fn running(&self) -> bool {
+        self.status.as_str() == Some("Running")
+    }
 }
 
 impl StageInfo {
@@ -130,12 +134,21 @@ impl StageInfo {
 }
 
 impl Stages {
-    /// Tasks finished and tasks known, over all stages.
+    /// Tasks finished and tasks known (started), over all stages.
     pub fn task_counts(&self) -> (usize, usize) {
-        let tasks = self.stages.iter().flat_map(|s| s.tasks.iter().flatten());
-        tasks.fold((0, 0), |(done, all), t| {
+        self.tasks().fold((0, 0), |(done, all), t| {
             (done + usize::from(t.succeeded()), all + 1)
         })
+    }
+
+    /// Tasks running now, over all stages.
+    pub fn running_tasks(&self) -> usize {
+        self.tasks().filter(|t| t.running()).count()
+    }
+
+    /// Every task the scheduler has started, over all stages.
+    fn tasks(&self) -> impl Iterator<Item = &TaskInfo> {
+        self.stages.iter().flat_map(|s| s.tasks.iter().flatten())
     }
 }
 

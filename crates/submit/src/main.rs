@@ -42,16 +42,21 @@ fn main() -> ExitCode {
         }
     };
     let mut in_process = None;
-    let mut on_cluster = None;
-    let timeout = args.timeout;
+    let mut session_jobs = None;
+    let (timeout, on_cluster) = (args.timeout, args.scheduler.is_some());
     let outcome = runtime.block_on(async {
-        let outcome = tokio::select! {
-            outcome = submit(args, &mut in_process, &mut on_cluster) => outcome,
+        let mut outcome = tokio::select! {
+            outcome = submit(args, &mut in_process, &mut session_jobs) => outcome,
             stopped = interrupted() => Err(anyhow::Error::new(stopped)),
             stopped = out_of_time(timeout) => Err(anyhow::Error::new(stopped)),
         };
-        if let (Err(_), Some(jobs)) = (&outcome, &on_cluster) {
-            cancel_unfinished(jobs).await;
+        if let (Err(error), Some(jobs)) = (&mut outcome, &session_jobs) {
+            if let Some(Stopped::OutOfTime { waiting, .. }) = error.downcast_mut::<Stopped>() {
+                *waiting = describe_unfinished(jobs).await;
+            }
+            if on_cluster {
+                cancel_unfinished(jobs).await;
+            }
         }
         outcome
     });
@@ -80,9 +85,25 @@ enum Stopped {
     /// By a signal; the exit code is the shell's 128 + signal.
     #[error("interrupted by {name}: {UNPUBLISHED}")]
     Interrupted { name: &'static str, number: i32 },
-    /// By `--timeout`; the exit code is `timeout(1)`'s, 124.
-    #[error("the run took longer than --timeout {}: {UNPUBLISHED}", humantime::format_duration(*.0))]
-    OutOfTime(Duration),
+    /// By `--timeout`, while `waiting` on the jobs it describes; the exit
+    /// code is `timeout(1)`'s, 124.
+    #[error(
+        "the run took longer than --timeout {}: {UNPUBLISHED}{}",
+        humantime::format_duration(*limit),
+        still_running(waiting)
+    )]
+    OutOfTime {
+        limit: Duration,
+        waiting: Vec<String>,
+    },
+}
+
+/// The jobs a run out of time was waiting on, as the end of its error line.
+fn still_running(jobs: &[String]) -> String {
+    match jobs {
+        [] => String::new(),
+        jobs => format!("; still running then: {}", jobs.join("; ")),
+    }
 }
 
 /// What a stopped run leaves, in its error line.
@@ -92,7 +113,7 @@ impl Stopped {
     fn exit_code(&self) -> ExitCode {
         match self {
             Stopped::Interrupted { number, .. } => ExitCode::from(128 + *number as u8),
-            Stopped::OutOfTime(_) => ExitCode::from(124),
+            Stopped::OutOfTime { .. } => ExitCode::from(124),
         }
     }
 }
@@ -123,14 +144,34 @@ async fn out_of_time(limit: Option<Duration>) -> Stopped {
     match limit {
         Some(limit) => {
             tokio::time::sleep(limit).await;
-            Stopped::OutOfTime(limit)
+            Stopped::OutOfTime {
+                limit,
+                waiting: Vec::new(),
+            }
         }
         None => std::future::pending().await,
     }
 }
 
-/// How long a stopped run waits for the scheduler to cancel its jobs.
+/// How long a stopped run waits for the scheduler to describe or cancel
+/// its jobs.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the unfinished jobs of a run out of time stand, for its error
+/// line; nothing (and a `-v` log line) when the scheduler cannot say.
+async fn describe_unfinished(jobs: &SessionJobs) -> Vec<String> {
+    match tokio::time::timeout(CANCEL_TIMEOUT, jobs.describe_unfinished()).await {
+        Ok(Ok(described)) => described,
+        Ok(Err(e)) => {
+            tracing::info!("could not describe the run's unfinished jobs: {e}");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::info!("describing the run's unfinished jobs took over {CANCEL_TIMEOUT:?}");
+            Vec::new()
+        }
+    }
+}
 
 /// Cancels the jobs a failed or interrupted run left on a cluster. The
 /// outcome goes to the log (`-v`), not stderr: the run's own error stays
@@ -166,14 +207,14 @@ fn log_ballista_panics() {
 }
 
 /// Runs the ETL on the scheduler `args` names, or on an in-process cluster
-/// left in `in_process` for the caller to stop after the runtime. On a
-/// cluster, the session's jobs are left in `on_cluster`, for the caller to
-/// cancel should the run stop early (an in-process cluster ends with the
-/// process).
+/// left in `in_process` for the caller to stop after the runtime. The
+/// session's jobs are left in `session_jobs`, for the caller to describe
+/// and, on a cluster, cancel should the run stop early (an in-process
+/// cluster ends with the process).
 async fn submit(
     args: Args,
     in_process: &mut Option<EmbeddedCluster>,
-    on_cluster: &mut Option<SessionJobs>,
+    session_jobs: &mut Option<SessionJobs>,
 ) -> anyhow::Result<()> {
     let config = args.run_config()?;
     let progress = MultiProgress::with_draw_target(if args.quiet {
@@ -201,9 +242,7 @@ async fn submit(
         .partitions
         .unwrap_or_else(|| executors.iter().map(|e| e.vcores()).sum());
     let engine = BallistaEngine::new(rest, session_config(partitions), progress).await?;
-    if args.scheduler.is_some() {
-        *on_cluster = Some(engine.jobs());
-    }
+    *session_jobs = Some(engine.jobs());
     let ctx = planning_context(partitions, Arc::new(LakeObjectStores::new()))?;
     let config = etl::run::RunConfig {
         partitions,
