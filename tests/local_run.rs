@@ -377,6 +377,16 @@ fn help_explains_every_option() {
     ] {
         assert!(text.contains(option), "--help mentions {option}:\n{text}");
     }
+    let (_, exit_codes) = text.split_once("Exit codes:\n").expect("an exit code list");
+    let listed: Vec<&str> = exit_codes
+        .lines()
+        .filter_map(|line| line.trim().split("  ").next())
+        .collect();
+    assert_eq!(
+        listed,
+        ["0", "1", "2", "3", "4", "5", "6", "7", "124", "130, 143"],
+        "{exit_codes}"
+    );
 }
 
 /// What the report charts on the workspace input: skew over the output

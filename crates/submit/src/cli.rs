@@ -102,16 +102,16 @@ pub struct Args {
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  the run was published
-  1  any other failure
-  2  bad command line
-  3  input missing, empty or unreadable (no credentials, access denied, no such bucket)
-  4  output not writable
-  5  scheduler unreachable, no executor registered, or scheduler lost during the run
-  6  a job failed on the cluster
-  7  too many rejected records (--max-rejects, --strict)
-  124  the run took longer than --timeout
-  130, 143  interrupted by SIGINT (Ctrl-C), SIGTERM";
+  0         the run was published
+  1         any other failure
+  2         bad command line
+  3         input missing, empty or unreadable (no credentials, access denied, no such bucket)
+  4         output not writable
+  5         scheduler unreachable, no executor registered, or scheduler lost during the run
+  6         a job failed on the cluster
+  7         too many rejected records (--max-rejects, --strict)
+  124       the run took longer than --timeout
+  130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM";
 
 impl Args {
     /// The run configuration, before the number of partitions is known.
