@@ -42,24 +42,7 @@ fn main() -> ExitCode {
         }
     };
     let mut in_process = None;
-    let mut session_jobs = None;
-    let (timeout, on_cluster) = (args.timeout, args.scheduler.is_some());
-    let outcome = runtime.block_on(async {
-        let mut outcome = tokio::select! {
-            outcome = submit(args, &mut in_process, &mut session_jobs) => outcome,
-            stopped = interrupted() => Err(anyhow::Error::new(stopped)),
-            stopped = out_of_time(timeout) => Err(anyhow::Error::new(stopped)),
-        };
-        if let (Err(error), Some(jobs)) = (&mut outcome, &session_jobs) {
-            if let Some(Stopped::OutOfTime { waiting, .. }) = error.downcast_mut::<Stopped>() {
-                *waiting = describe_unfinished(jobs).await;
-            }
-            if on_cluster {
-                cancel_unfinished(jobs).await;
-            }
-        }
-        outcome
-    });
+    let outcome = runtime.block_on(run_to_end(args, &mut in_process));
     // The in-process cluster's tasks end with the runtime, all at once and
     // without waiting for work a failed job left in flight; only then does
     // its work folder go.
@@ -75,6 +58,28 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Runs the ETL until it ends, a signal comes or `--timeout` passes. A run
+/// out of time says where its jobs stood; on a cluster, a run that did not
+/// end well cancels its jobs still queued or running there.
+async fn run_to_end(args: Args, in_process: &mut Option<EmbeddedCluster>) -> anyhow::Result<()> {
+    let mut session_jobs = None;
+    let (timeout, on_cluster) = (args.timeout, args.scheduler.is_some());
+    let mut outcome = tokio::select! {
+        outcome = submit(args, in_process, &mut session_jobs) => outcome,
+        stopped = interrupted() => Err(anyhow::Error::new(stopped)),
+        stopped = out_of_time(timeout) => Err(anyhow::Error::new(stopped)),
+    };
+    if let (Err(error), Some(jobs)) = (&mut outcome, &session_jobs) {
+        if let Some(Stopped::OutOfTime { waiting, .. }) = error.downcast_mut::<Stopped>() {
+            *waiting = describe_unfinished(jobs).await;
+        }
+        if on_cluster {
+            cancel_unfinished(jobs).await;
+        }
+    }
+    outcome
 }
 
 /// A run stopped from outside before it ended. Tables are published by one
