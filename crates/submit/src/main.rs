@@ -15,6 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use cluster::embedded::EmbeddedCluster;
 use cluster::engine::{BallistaEngine, SessionJobs};
+use cluster::error::ClusterError;
 use cluster::object_stores::LakeObjectStores;
 use cluster::rest::SchedulerRest;
 use cluster::session::{planning_context, session_config};
@@ -163,30 +164,39 @@ async fn out_of_time(limit: Option<Duration>) -> Stopped {
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the unfinished jobs of a run out of time stand, for its error
-/// line; nothing (and a `-v` log line) when the scheduler cannot say.
+/// line; nothing when the scheduler cannot say.
 async fn describe_unfinished(jobs: &SessionJobs) -> Vec<String> {
-    match tokio::time::timeout(CANCEL_TIMEOUT, jobs.describe_unfinished()).await {
-        Ok(Ok(described)) => described,
-        Ok(Err(e)) => {
-            tracing::info!("could not describe the run's unfinished jobs: {e}");
-            Vec::new()
-        }
-        Err(_) => {
-            tracing::info!("describing the run's unfinished jobs took over {CANCEL_TIMEOUT:?}");
-            Vec::new()
-        }
+    ask_scheduler("describe", jobs.describe_unfinished())
+        .await
+        .unwrap_or_default()
+}
+
+/// Cancels the jobs a failed or interrupted run left on a cluster.
+async fn cancel_unfinished(jobs: &SessionJobs) {
+    if let Some(cancelled) = ask_scheduler("cancel", jobs.cancel_unfinished()).await {
+        tracing::info!(?cancelled, "cancelled the run's unfinished jobs");
     }
 }
 
-/// Cancels the jobs a failed or interrupted run left on a cluster. The
-/// outcome goes to the log (`-v`), not stderr: the run's own error stays
-/// its one line, also when the scheduler it would ask is gone.
-async fn cancel_unfinished(jobs: &SessionJobs) {
-    match tokio::time::timeout(CANCEL_TIMEOUT, jobs.cancel_unfinished()).await {
-        Ok(Ok(cancelled)) => tracing::info!(?cancelled, "cancelled the run's unfinished jobs"),
-        Ok(Err(e)) => tracing::info!("could not cancel the run's unfinished jobs: {e}"),
+/// The scheduler's answer about a stopped run's jobs, within
+/// [`CANCEL_TIMEOUT`]. A failure goes to the log (`-v`), not stderr: the
+/// run's own error stays its one line, also when the scheduler it would
+/// ask is gone.
+async fn ask_scheduler<T>(
+    to: &str,
+    answer: impl Future<Output = Result<T, ClusterError>>,
+) -> Option<T> {
+    match tokio::time::timeout(CANCEL_TIMEOUT, answer).await {
+        Ok(Ok(answer)) => Some(answer),
+        Ok(Err(e)) => {
+            tracing::info!("could not {to} the run's unfinished jobs: {e}");
+            None
+        }
         Err(_) => {
-            tracing::info!("cancelling the run's unfinished jobs took over {CANCEL_TIMEOUT:?}")
+            tracing::info!(
+                "the scheduler did not {to} the run's unfinished jobs in {CANCEL_TIMEOUT:?}"
+            );
+            None
         }
     }
 }
