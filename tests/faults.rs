@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, ExitStatus};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use e2e::cluster::{Cluster, FaultProxy, S3Server, list};
@@ -13,8 +13,8 @@ use e2e::expect::{WORKSPACE, check_counts, check_keys, check_workspace_match};
 use e2e::http::http_request;
 use e2e::tables::Published;
 use e2e::{
-    assert_success, ended_within, interrupt, run_locally, shared_data, spawn_submit, submit,
-    workspace_root,
+    SubmitRun, assert_success, ended_within, interrupt, run_locally, shared_data, spawn_submit,
+    submit, workspace_root,
 };
 
 const SONG: &str = r#"{"num_songs": 1, "artist_id": "ARBAD01", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "Bad Input Band", "song_id": "SOBAD01", "title": "Corpus", "duration": 200.5, "year": 2001}"#;
@@ -490,7 +490,7 @@ fn an_in_process_run_out_of_time_ends_on_time() {
 /// that nothing is published; returns how `stop` says the run ended.
 async fn stop_while_jobs_run(
     args: &[&str],
-    stop: impl FnOnce(Child) -> (ExitStatus, String),
+    stop: impl FnOnce(SubmitRun) -> (ExitStatus, String),
 ) -> (ExitStatus, String) {
     let logs = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(logs.path());

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -122,98 +122,104 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Runs `submit` to completion, failing the test if it outlives
-/// [`SUBMIT_DEADLINE`]. Its output goes to files, not pipes: a run that
-/// writes more than a pipe holds would otherwise block while the test waits.
+/// [`SUBMIT_DEADLINE`].
 pub fn submit(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
-    let (stdout, stderr) = (output_file(), output_file());
-    let mut child = submit_command(args, env, cwd)
-        .stdout(stdout.try_clone().expect("stdout file"))
-        .stderr(stderr.try_clone().expect("stderr file"))
-        .spawn()
-        .expect("submit starts");
-    let status = match child
-        .wait_timeout(SUBMIT_DEADLINE)
-        .expect("waiting for submit")
-    {
-        Some(status) => status,
-        None => {
-            let stacks = thread_stacks(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "submit {args:?} still running after {SUBMIT_DEADLINE:?}\nstdout:\n{}\nstderr:\n{}\nthreads:\n{stacks}",
-                read_all(stdout),
-                read_all(stderr)
-            );
+    SubmitRun::start(args, env, cwd).wait(SUBMIT_DEADLINE, "it started")
+}
+
+/// Starts `submit` in the background, for a test that stops it with
+/// [`interrupt`] or waits for it with [`ended_within`].
+pub fn spawn_submit(args: &[&str], env: &[(&str, &str)]) -> SubmitRun {
+    SubmitRun::start(args, env, &workspace_root())
+}
+
+/// A `submit --quiet` run. Its output goes to files, not pipes: a run that
+/// writes more than a pipe holds would otherwise block while the test waits
+/// for it.
+pub struct SubmitRun {
+    child: Child,
+    args: Vec<String>,
+    stdout: File,
+    stderr: File,
+}
+
+impl SubmitRun {
+    /// `submit --quiet` with `args` and `env` added, in `cwd`, reading nothing.
+    fn start(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Self {
+        let (stdout, stderr) = (output_file(), output_file());
+        let child = Command::new(binary("submit"))
+            .args(args)
+            .args(["--quiet"])
+            .envs(env.iter().copied())
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(stdout.try_clone().expect("stdout file"))
+            .stderr(stderr.try_clone().expect("stderr file"))
+            .spawn()
+            .expect("submit starts");
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Self {
+            child,
+            args,
+            stdout,
+            stderr,
         }
-    };
-    Output {
-        status,
-        stdout: read_all(stdout).into_bytes(),
-        stderr: read_all(stderr).into_bytes(),
     }
-}
 
-/// `submit --quiet` with `args` and `env` added, in `cwd`, reading nothing.
-fn submit_command(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Command {
-    let mut command = Command::new(binary("submit"));
-    command
-        .args(args)
-        .args(["--quiet"])
-        .envs(env.iter().copied())
-        .current_dir(cwd)
-        .stdin(Stdio::null());
-    command
-}
-
-/// Starts `submit` in the background with its stderr piped, for a test
-/// that stops it with [`interrupt`].
-pub fn spawn_submit(args: &[&str], env: &[(&str, &str)]) -> Child {
-    submit_command(args, env, &workspace_root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("submit starts")
+    /// How the run ended, and its output. One still going `limit` after
+    /// `event` has hung: it is killed and the test fails with its output
+    /// and the stacks of its threads, which beats a CI job that stops with
+    /// nothing to show.
+    fn wait(mut self, limit: Duration, event: &str) -> Output {
+        let status = self.child.wait_timeout(limit).expect("waiting for submit");
+        let Some(status) = status else {
+            let stacks = thread_stacks(self.child.id());
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "submit {:?} still running {limit:?} after {event}\nstdout:\n{}\nstderr:\n{}\nthreads:\n{stacks}",
+                self.args,
+                read_all(self.stdout),
+                read_all(self.stderr)
+            );
+        };
+        Output {
+            status,
+            stdout: read_all(self.stdout).into_bytes(),
+            stderr: read_all(self.stderr).into_bytes(),
+        }
+    }
 }
 
 /// Sends SIGINT (Ctrl-C) to a run from [`spawn_submit`] once it catches
 /// it; returns how the run ended and its stderr. Fails the test if the run
 /// is still going 30 s later.
-pub fn interrupt(run: Child) -> (std::process::ExitStatus, String) {
-    const SIGINT: u32 = 2;
-    wait_until_catching(run.id(), SIGINT);
-    let sent = Command::new("kill")
-        .args(["-INT", &run.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
+pub fn interrupt(run: SubmitRun) -> (ExitStatus, String) {
+    let pid = run.child.id();
+    wait_until_catching(pid, libc::SIGINT);
+    // SAFETY: kill takes integers only; `pid` is our child, not yet reaped.
+    let sent = unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    assert_eq!(
+        sent,
+        0,
+        "SIGINT to submit: {}",
+        std::io::Error::last_os_error()
+    );
     ended_within(run, Duration::from_secs(30), "SIGINT")
 }
 
 /// How a run from [`spawn_submit`] ended, and its stderr; fails the test if
 /// it is still going `limit` after `event`.
-pub fn ended_within(
-    mut run: Child,
-    limit: Duration,
-    event: &str,
-) -> (std::process::ExitStatus, String) {
-    let status = run
-        .wait_timeout(limit)
-        .expect("waiting for submit")
-        .unwrap_or_else(|| panic!("submit still running {limit:?} after {event}"));
-    let mut stderr = String::new();
-    run.stderr
-        .take()
-        .expect("piped stderr")
-        .read_to_string(&mut stderr)
-        .expect("reading stderr");
-    (status, stderr)
+pub fn ended_within(run: SubmitRun, limit: Duration, event: &str) -> (ExitStatus, String) {
+    let output = run.wait(limit, event);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status, stderr)
 }
 
 /// Waits until process `pid` catches signal `number` (its `SigCgt` mask in
 /// `/proc`), so that a signal sent next reaches its handler and not the
 /// default action. Fails the test after 30 s.
-fn wait_until_catching(pid: u32, number: u32) {
+fn wait_until_catching(pid: u32, number: libc::c_int) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let catches = || {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
