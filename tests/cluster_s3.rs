@@ -237,10 +237,7 @@ fn ctrl_c_stops_a_run_at_once_and_says_so() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_job_reports_the_reason_from_the_cluster() {
     let logs = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(logs.path());
-    s3.create_bucket("lake");
-    s3.upload("lake", &shared_data("udacity-workspace"), "raw")
-        .await;
+    let s3 = S3Server::with_workspace_input(logs.path()).await;
     let bad_log = logs.path().join("bad");
     std::fs::create_dir_all(bad_log.join("log_data/2018/12")).unwrap();
     std::fs::write(

@@ -301,10 +301,7 @@ fn reject_limits_and_strict_mode_stop_the_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_s3_faults_are_retried() {
     let logs = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(logs.path());
-    s3.create_bucket("lake");
-    s3.upload("lake", &shared_data("udacity-workspace"), "raw")
-        .await;
+    let s3 = S3Server::with_workspace_input(logs.path()).await;
 
     let args = [
         "--error-rate",
@@ -493,10 +490,7 @@ async fn stop_while_jobs_run(
     stop: impl FnOnce(SubmitRun) -> (ExitStatus, String),
 ) -> (ExitStatus, String) {
     let logs = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(logs.path());
-    s3.create_bucket("lake");
-    s3.upload("lake", &shared_data("udacity-workspace"), "raw")
-        .await;
+    let s3 = S3Server::with_workspace_input(logs.path()).await;
     let proxy = FaultProxy::start(&s3, &["--latency-ms", "600000"], logs.path());
     let mut cluster = Cluster::start(1, 2, &proxy.env(&s3), logs.path());
     let scheduler = cluster.address();
@@ -553,10 +547,7 @@ async fn stop_while_jobs_run(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scheduler_restart_fails_the_run_clearly_and_a_rerun_publishes_once() {
     let logs = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(logs.path());
-    s3.create_bucket("lake");
-    s3.upload("lake", &shared_data("udacity-workspace"), "raw")
-        .await;
+    let s3 = S3Server::with_workspace_input(logs.path()).await;
     // Every S3 request waits 100 ms, so a run lasts seconds: long enough to
     // restart the scheduler while a job of it is seen running.
     let proxy = FaultProxy::start(&s3, &["--latency-ms", "100"], logs.path());

@@ -11,7 +11,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::http::{answers, http_request};
-use crate::{Daemon, binary, free_port, free_ports, workspace_root};
+use crate::{Daemon, binary, free_port, free_ports, shared_data, workspace_root};
 
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -84,6 +84,16 @@ impl S3Server {
             .build()
             .expect("S3 client");
         Arc::new(store)
+    }
+
+    /// A server whose bucket `lake` holds the workspace input under `raw/`
+    /// (`s3://lake/raw`), the start of every test of a run from S3.
+    pub async fn with_workspace_input(log_dir: &Path) -> Self {
+        let s3 = Self::start(log_dir);
+        s3.create_bucket("lake");
+        s3.upload("lake", &shared_data("udacity-workspace"), "raw")
+            .await;
+        s3
     }
 
     /// Copies a local folder into `bucket` under `prefix`; returns the object count.
