@@ -11,7 +11,7 @@ use e2e::expect::{
 use e2e::http::http_request;
 use e2e::tables::Published;
 use e2e::{
-    Daemon, assert_success, free_port, interrupt, shared_data, spawn_submit, submit, workspace_root,
+    Daemon, assert_success, free_port, interrupt, workspace_input, spawn_submit, submit, workspace_root,
 };
 
 /// Runs `submit` against `cluster`; returns its output.
@@ -41,7 +41,7 @@ async fn the_etl_runs_sharded_over_two_executors_from_s3_to_s3() {
     let s3 = S3Server::start(logs.path());
     s3.create_bucket("lake");
     let uploaded = s3
-        .upload("lake", &shared_data("udacity-workspace"), "raw")
+        .upload("lake", &workspace_input(), "raw")
         .await;
     assert_eq!(uploaded, 71 + 30);
     let cluster = Cluster::start(2, 2, &s3.env(), logs.path());
@@ -62,21 +62,26 @@ async fn the_etl_runs_sharded_over_two_executors_from_s3_to_s3() {
     );
     assert_success(&output);
 
-    let tables = Published::in_store(s3.bucket("lake"), "s3://lake", "out").await;
+    let tables = Published::in_delta_store(s3.bucket("lake"), "s3://lake", "out", &s3.env()).await;
     check_counts(&tables, &WORKSPACE).await;
     check_keys(&tables).await;
     check_types(&tables).await;
     check_event_facts(&tables).await;
     check_workspace_match(&tables).await;
 
-    let run = format!("out/{}", tables.run_id);
-    let objects = list(s3.bucket("lake").as_ref(), &run).await;
+    let run = format!("out/_runs/{}", tables.run_id);
+    let objects = list(s3.bucket("lake").as_ref(), "out").await;
     assert!(
         objects
             .iter()
-            .any(|o| o.starts_with(&format!("{run}/songplays/year=2018/month=11/part-")))
+            .any(|o| o.starts_with("out/songplays/year=2018/month=11/part-"))
     );
-    assert!(objects.contains(&format!("{run}/_SUCCESS")));
+    for table in ["songs", "artists", "users", "time", "songplays"] {
+        let first_commit = format!("out/{table}/_delta_log/00000000000000000000.json");
+        assert!(objects.contains(&first_commit), "{first_commit}");
+    }
+    assert!(objects.contains(&"out/_runs/_log/00000000000000000001.json".to_string()));
+    assert!(objects.contains(&format!("{run}/_report.json")));
     assert!(
         !objects.iter().any(|o| o.contains("/_staging/")),
         "staging is removed on commit"
@@ -93,7 +98,7 @@ async fn the_etl_runs_sharded_over_two_executors_from_s3_to_s3() {
     // executor logs the writers it ran: the table came from both.
     let writers: Vec<String> = objects
         .iter()
-        .filter(|o| o.starts_with(&format!("{run}/songs/")))
+        .filter(|o| o.starts_with("out/songs/") && !o.contains("_delta_log"))
         .filter_map(|o| o.rsplit('/').next()?.strip_prefix("part-"))
         .filter_map(|name| name.split('-').next().map(str::to_string))
         .collect();

@@ -3,11 +3,10 @@
 //! the one-shot job loads `sample-data/` into the store and runs the ETL. The
 //! tables are read back from the store. Then the job runs again and one
 //! executor container is killed while it runs: the job still completes with
-//! the same tables. Where no Docker engine answers, the test says so in one
-//! line and passes.
+//! the same tables. It needs a Docker engine, so it is `#[ignore]`d by
+//! default and CI runs it: where Docker is expected, its absence fails.
 
 use std::fs::File;
-use std::io::Write;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,15 +42,12 @@ const EXECUTOR_LOST_SECONDS: &str = "10";
 const JOB: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Docker engine; CI runs it"]
 async fn the_compose_cluster_runs_the_etl_and_survives_a_killed_executor() {
-    if !succeeds("docker", &["info"]) {
-        // Straight to stderr: the test harness would hide a println of a passing test.
-        let _ = writeln!(
-            std::io::stderr(),
-            "compose: skipped, no Docker engine answers (`docker info` failed)"
-        );
-        return;
-    }
+    assert!(
+        succeeds("docker", &["info"]),
+        "no Docker engine answers (`docker info` failed)"
+    );
     let started = Instant::now();
     build_images();
     println!("images built in {:.0?}", started.elapsed());
@@ -65,7 +61,7 @@ async fn the_compose_cluster_runs_the_etl_and_survives_a_killed_executor() {
     let exit_code = compose.wait_for_exit(&job[0], JOB);
     assert_eq!(exit_code, 0, "the job failed:\n{}", compose.logs());
     println!("cluster up and first run in {:.0?}", started.elapsed());
-    let first = Published::in_store(compose.lake(), &format!("s3://{BUCKET}"), OUTPUT_PREFIX).await;
+    let first = compose.published().await;
     check_counts(&first, &SAMPLE).await;
     check_keys(&first).await;
 
@@ -88,8 +84,7 @@ async fn the_compose_cluster_runs_the_etl_and_survives_a_killed_executor() {
         "second run, one executor killed, in {:.0?}",
         started.elapsed()
     );
-    let second =
-        Published::in_store(compose.lake(), &format!("s3://{BUCKET}"), OUTPUT_PREFIX).await;
+    let second = compose.published().await;
     assert_ne!(second.run_id, first.run_id, "the rerun published a new run");
     check_counts(&second, &SAMPLE).await;
     check_keys(&second).await;
@@ -271,6 +266,18 @@ impl Compose {
     }
 
     /// The published lake's bucket, through the store's localhost port.
+    /// The Delta tables the job published, as the other readers see them.
+    async fn published(&self) -> Published {
+        let env = [
+            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.s3_port)),
+            ("AWS_ACCESS_KEY_ID", "sparkify".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "sparkify-local-secret".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ];
+        let bucket = format!("s3://{BUCKET}");
+        Published::in_delta_store(self.lake(), &bucket, OUTPUT_PREFIX, &env).await
+    }
+
     fn lake(&self) -> Arc<AmazonS3> {
         let store = AmazonS3Builder::new()
             .with_bucket_name(BUCKET)

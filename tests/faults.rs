@@ -13,7 +13,7 @@ use e2e::expect::{WORKSPACE, check_counts, check_keys, check_workspace_match};
 use e2e::http::http_request;
 use e2e::tables::Published;
 use e2e::{
-    SubmitRun, assert_success, ended_within, interrupt, run_locally, shared_data, spawn_submit,
+    SubmitRun, assert_success, ended_within, interrupt, run_locally, workspace_input, spawn_submit,
     submit, workspace_root,
 };
 
@@ -149,10 +149,11 @@ fn bad_input_corpus(root: &Path) -> Corpus {
 }
 
 /// The report the published run wrote.
+/// The report of the newest run recorded in a local Delta lake.
 fn report(output: &Path) -> serde_json::Value {
-    let run = std::fs::read_to_string(output.join("_LATEST")).unwrap();
-    let text = std::fs::read_to_string(output.join(run.trim()).join("_report.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    let run = e2e::tables::last_run_id(output);
+    let path = output.join("_runs").join(run).join("_report.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn input_report<'a>(report: &'a serde_json::Value, input: &str) -> &'a serde_json::Value {
@@ -197,20 +198,16 @@ async fn every_bad_record_is_read_or_quarantined_and_counted() {
         .await;
     assert_eq!(titles, [["66"]], "a numeric title is read as its text");
 
-    let rejects_dir = format!("{}/_rejects/", tables.run_dir);
+    // The rejects are one Delta table, each row naming its run and input.
     for (kind, expected) in [
         ("songs", corpus.songs_rejected),
         ("events", corpus.events_rejected),
     ] {
-        tables
-            .ctx
-            .register_parquet(
-                format!("rejects_{kind}"),
-                format!("{rejects_dir}{kind}/"),
-                Default::default(),
-            )
-            .await
-            .unwrap();
+        let sql = format!(
+            "CREATE VIEW rejects_{kind} AS SELECT * FROM rejects WHERE input = '{kind}' AND run_id = '{}'",
+            tables.run_id
+        );
+        tables.query(&sql).await;
         assert_eq!(tables.count(&format!("rejects_{kind}")).await, expected);
     }
     let malformed = tables
@@ -246,8 +243,8 @@ async fn every_bad_record_is_read_or_quarantined_and_counted() {
     );
 }
 
-#[test]
-fn reject_limits_and_strict_mode_stop_the_run() {
+#[tokio::test(flavor = "multi_thread")]
+async fn reject_limits_and_strict_mode_stop_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input");
     bad_input_corpus(&input);
@@ -277,8 +274,14 @@ fn reject_limits_and_strict_mode_stop_the_run() {
         "{stderr}"
     );
     assert!(
-        !dir.path().join("over/_LATEST").exists(),
-        "nothing is published"
+        !dir.path().join("over/songs/_delta_log").exists(),
+        "no table is published"
+    );
+    let quarantine = Published::local(&dir.path().join("over")).await;
+    assert_eq!(
+        quarantine.count("rejects").await as u64,
+        4 + 3,
+        "the rejects of a stopped run are committed for inspection"
     );
 
     let fraction = run(args("fraction", &["--max-rejects", "10%"]));
@@ -330,7 +333,7 @@ async fn transient_s3_faults_are_retried() {
         "{stats}"
     );
 
-    let tables = Published::in_store(s3.bucket("lake"), "s3://lake", "out").await;
+    let tables = Published::in_delta_store(s3.bucket("lake"), "s3://lake", "out", &s3.env()).await;
     check_counts(&tables, &WORKSPACE).await;
     check_keys(&tables).await;
 }
@@ -364,7 +367,7 @@ async fn a_job_survives_an_executor_killed_in_the_middle() {
     );
     cluster.wait_for_executors(2);
 
-    let input = shared_data("udacity-workspace");
+    let input = workspace_input();
     let args = [
         "--scheduler",
         &cluster.address(),
@@ -608,7 +611,7 @@ async fn a_scheduler_restart_fails_the_run_clearly_and_a_rerun_publishes_once() 
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let rerun = submit(&args, &env, &workspace_root());
     assert_success(&rerun);
-    let tables = Published::in_store(s3.bucket("lake"), "s3://lake", "out").await;
+    let tables = Published::in_delta_store(s3.bucket("lake"), "s3://lake", "out", &s3.env()).await;
     check_counts(&tables, &WORKSPACE).await;
     check_keys(&tables).await;
 }

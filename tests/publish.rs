@@ -1,16 +1,30 @@
-//! Writing and publishing: a run killed at any point leaves readers on the
-//! previous run's complete tables, the next run cleans up after it, and large
-//! partitions are split into several files.
+//! Writing and publishing: a run killed at any point leaves readers on
+//! committed tables (Delta) or the previous run's (Parquet), the next run
+//! cleans up after it, two runs at once publish one, and large partitions
+//! are split into several files.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 use e2e::expect::{WORKSPACE, check_counts};
 use e2e::tables::Published;
-use e2e::{parquet_files, run_locally, shared_data, submit, workspace_root};
+use e2e::{
+    ended_within, parquet_files, run_locally, spawn_submit, submit, workspace_input,
+    workspace_root,
+};
 
 /// Crash points of a run, in the order a run reaches them (see `etl::crash`).
 const CRASH_POINTS: [&str; 5] = ["started", "staged", "mid-write", "written", "committing"];
+/// The Delta run's, with one more between its first and second table commit.
+const DELTA_CRASH_POINTS: [&str; 6] = [
+    "started",
+    "staged",
+    "mid-write",
+    "written",
+    "committing",
+    "between-commits",
+];
+const TABLES: [&str; 5] = ["songs", "artists", "users", "time", "songplays"];
 
 /// Names of the run folders under `output`.
 fn run_dirs(output: &Path) -> Vec<String> {
@@ -24,10 +38,11 @@ fn run_dirs(output: &Path) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_run_killed_at_any_point_leaves_the_published_tables_intact() {
+async fn a_parquet_run_killed_at_any_point_leaves_the_published_tables_intact() {
     let output = tempfile::tempdir().unwrap();
-    let input = shared_data("udacity-workspace");
-    run_locally(&input, output.path(), &[]);
+    let input = workspace_input();
+    let parquet = ["--table-format", "parquet"];
+    run_locally(&input, output.path(), &parquet);
     let plays = "SELECT songplay_id, user_id, song_id FROM songplays ORDER BY songplay_id";
     let first_plays = Published::local(output.path()).await.rows(plays).await;
 
@@ -39,6 +54,8 @@ async fn a_run_killed_at_any_point_leaves_the_published_tables_intact() {
             input.to_str().unwrap(),
             "--output",
             output.path().to_str().unwrap(),
+            "--table-format",
+            "parquet",
         ];
         let killed = submit(&args, &[("SPARKIFY_CRASH_AT", point)], &workspace_root());
         assert_eq!(
@@ -75,7 +92,7 @@ async fn a_run_killed_at_any_point_leaves_the_published_tables_intact() {
         assert_eq!(now.rows(plays).await, first_plays, "killed at {point}");
 
         // The next run publishes and removes what the killed run left.
-        run_locally(&input, output.path(), &[]);
+        run_locally(&input, output.path(), &parquet);
         let rerun = Published::local(output.path()).await;
         assert_eq!(
             rerun.rows(plays).await,
@@ -89,11 +106,174 @@ async fn a_run_killed_at_any_point_leaves_the_published_tables_intact() {
     }
 }
 
+/// The newest version of each Delta table in a local output, as delta-rs reads it.
+fn versions(output: &Path) -> Vec<i64> {
+    let url = format!("file://{}", output.canonicalize().unwrap().display());
+    let views = e2e::tables::delta_views(&url, &TABLES, None, &[]);
+    TABLES.iter().map(|t| views[*t].version).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delta_run_killed_at_any_point_leaves_every_table_at_a_committed_version() {
+    let output = tempfile::tempdir().unwrap();
+    let input = workspace_input();
+    run_locally(&input, output.path(), &[]);
+    assert_eq!(versions(output.path()), [0; 5], "the first run creates every table");
+    let plays = "SELECT songplay_id, user_id, song_id FROM songplays ORDER BY songplay_id";
+    let first_plays = Published::local(output.path()).await.rows(plays).await;
+
+    for point in DELTA_CRASH_POINTS {
+        let before = versions(output.path());
+        let args = [
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.path().to_str().unwrap(),
+        ];
+        let killed = submit(&args, &[("SPARKIFY_CRASH_AT", point)], &workspace_root());
+        assert_eq!(killed.status.signal(), Some(9), "killed at {point}: {killed:?}");
+
+        let after = versions(output.path());
+        let moved: Vec<i64> = before.iter().zip(&after).map(|(b, a)| a - b).collect();
+        let expected_moves = if point == "between-commits" {
+            [1, 0, 0, 0, 0]
+        } else {
+            [0; 5]
+        };
+        assert_eq!(moved, expected_moves, "killed at {point}, versions {before:?} -> {after:?}");
+        // Whatever version each table is at, it is a whole one.
+        let now = Published::local(output.path()).await;
+        check_counts(&now, &WORKSPACE).await;
+        assert_eq!(now.rows(plays).await, first_plays, "killed at {point}");
+
+        // A claim left by a run killed in its commits holds the lake until
+        // it lapses; a run killed before claiming holds nothing.
+        let rerun = submit(&args, &[], &workspace_root());
+        if matches!(point, "committing" | "between-commits") {
+            assert_eq!(rerun.status.code(), Some(8), "the claim still holds: {rerun:?}");
+            let stderr = String::from_utf8_lossy(&rerun.stderr);
+            assert!(stderr.contains("has been committing to"), "{stderr}");
+            run_locally(&input, output.path(), &["--claim-timeout", "0s"]);
+        } else {
+            e2e::assert_success(&rerun);
+        }
+        let after_rerun = versions(output.path());
+        assert!(
+            after_rerun.iter().zip(&after).all(|(r, a)| r > a),
+            "after {point}, the rerun committed every table: {after:?} -> {after_rerun:?}"
+        );
+        let rerun = Published::local(output.path()).await;
+        assert_eq!(rerun.rows(plays).await, first_plays, "the rerun after {point}");
+    }
+}
+
+/// Two runs on one output, both held once their tables are written (so
+/// both started from the same lake), then released together.
+fn two_runs_at_once(input: &Path, output: &str) -> [(std::process::ExitStatus, String); 2] {
+    let hold = tempfile::tempdir().unwrap();
+    let hold_dir = hold.path().to_str().unwrap();
+    let args = ["--input", input.to_str().unwrap(), "--output", output];
+    let env = [("SPARKIFY_HOLD_AT", "written"), ("SPARKIFY_HOLD_DIR", hold_dir)];
+    let runs = [spawn_submit(&args, &env), spawn_submit(&args, &env)];
+    let reached = || std::fs::read_dir(hold.path()).unwrap().count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while reached() < 2 {
+        assert!(std::time::Instant::now() < deadline, "both runs reach their hold point");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(hold.path().join("release"), "").unwrap();
+    runs.map(|run| ended_within(run, std::time::Duration::from_secs(300), "its release"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_at_once_publish_one_and_the_other_exits_8() {
+    let output = tempfile::tempdir().unwrap();
+    let input = workspace_input();
+    run_locally(&input, output.path(), &[]);
+    for round in 1..=3 {
+        let before = versions(output.path());
+        let ended = two_runs_at_once(&input, output.path().to_str().unwrap());
+        let codes: Vec<Option<i32>> = ended.iter().map(|(status, _)| status.code()).collect();
+        let mut sorted = codes.clone();
+        sorted.sort();
+        assert_eq!(sorted, [Some(0), Some(8)], "round {round}: {ended:?}");
+        let (_, loser) = &ended[codes.iter().position(|c| *c == Some(8)).unwrap()];
+        assert_eq!(loser.lines().count(), 1, "one line: {loser}");
+        assert!(loser.contains("committed to file://"), "{loser}");
+        assert!(loser.ends_with("this run published nothing\n"), "{loser}");
+
+        let after = versions(output.path());
+        let moved: Vec<i64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert_eq!(moved, [1; 5], "round {round}: one run committed each table once");
+        let tables = Published::local(output.path()).await;
+        check_counts(&tables, &WORKSPACE).await;
+        e2e::expect::check_keys(&tables).await;
+        let loser_files = parquet_files(output.path())
+            .into_iter()
+            .filter(|f| !f.to_string_lossy().contains("/_runs/"))
+            .count();
+        let committed: usize = tables.delta.values().map(|v| v.files.len()).sum();
+        // Each committed run wrote the same files, and files a commit
+        // replaced stay for --retain: the loser's were deleted.
+        assert_eq!(
+            loser_files,
+            committed * (round + 1),
+            "round {round}: the loser deleted its files; the committed runs' stay"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_is_version_1_and_version_0_still_reads_whole() {
+    let output = tempfile::tempdir().unwrap();
+    let input = workspace_input();
+    run_locally(&input, output.path(), &[]);
+    let first = Published::local(output.path()).await;
+    run_locally(&input, output.path(), &[]);
+    assert_eq!(versions(output.path()), [1; 5]);
+    let old = Published::local_delta(output.path(), Some(0)).await;
+    check_counts(&old, &WORKSPACE).await;
+    let plays = "SELECT songplay_id, user_id, level FROM songplays ORDER BY songplay_id";
+    assert_eq!(old.rows(plays).await, first.rows(plays).await);
+
+    // The lake lists both runs, and rolls back to the first as a new run.
+    let list = submit(
+        &["--output", output.path().to_str().unwrap(), "--list-runs"],
+        &[],
+        &workspace_root(),
+    );
+    e2e::assert_success(&list);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains(&first.run_id), "{listed}");
+    assert_eq!(listed.matches("| run ").count(), 2, "{listed}");
+    let rollback = submit(
+        &["--output", output.path().to_str().unwrap(), "--rollback", &first.run_id],
+        &[],
+        &workspace_root(),
+    );
+    e2e::assert_success(&rollback);
+    assert_eq!(versions(output.path()), [2; 5]);
+    let rolled = Published::local(output.path()).await;
+    check_counts(&rolled, &WORKSPACE).await;
+    assert_eq!(rolled.rows(plays).await, first.rows(plays).await);
+    let files = |published: &Published| -> Vec<Vec<String>> {
+        TABLES
+            .iter()
+            .map(|t| {
+                let mut files = published.delta[*t].files.clone();
+                files.sort();
+                files
+            })
+            .collect()
+    };
+    assert_eq!(files(&rolled), files(&old), "the rollback holds the first run's files");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_partition_is_split_at_the_target_file_size() {
     let output = tempfile::tempdir().unwrap();
     run_locally(
-        &shared_data("udacity-workspace"),
+        &workspace_input(),
         output.path(),
         // One writer task, so the November files come from the size target
         // alone, not from several tasks sharing the month.

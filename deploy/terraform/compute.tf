@@ -1,12 +1,22 @@
 # One scheduler instance and an auto-scaling group of executors, all on
-# Amazon Linux 2023. User data installs our binaries and systemd units from
-# the artifacts bucket and starts them; credentials come from the instance
-# profile (instance metadata, IMDSv2 only), never from files.
+# Amazon Linux 2023 in private subnets. User data installs our binaries and
+# systemd units from the artifacts bucket and starts them; credentials come
+# from each role's instance profile (instance metadata, IMDSv2 only), never
+# from files.
+#
+# Scheduling is pull-staged on both sides: executors poll the scheduler for
+# tasks, and a poll is also their heartbeat (every 5 s at most), so a
+# reclaimed spot executor is declared lost after executor_lost_seconds and
+# its tasks, and the shuffle output other stages needed from it, are rerun
+# on the others. Ballista's default, push-staged, stalls instead
+# (docs/guide.md, "When things fail"). docker-compose.yml runs the same policy.
 
 locals {
-  executor_flight_port = 50051
-  executor_grpc_port   = 50052
-  artifacts            = "s3://${aws_s3_bucket.artifacts.id}/sparkify-lake"
+  executor_flight_port  = 50051
+  scheduling_policy     = "pull-staged"
+  executor_lost_seconds = 60
+  artifacts_prefix      = "sparkify-lake"
+  artifacts             = "s3://${aws_s3_bucket.artifacts.id}/${local.artifacts_prefix}"
 }
 
 data "aws_ssm_parameter" "al2023" {
@@ -20,7 +30,7 @@ resource "aws_launch_template" "scheduler" {
   update_default_version = true
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.fleet.arn
+    arn = aws_iam_instance_profile.scheduler.arn
   }
 
   metadata_options {
@@ -39,18 +49,18 @@ resource "aws_launch_template" "scheduler" {
     }
   }
 
+  # The first private subnet: the one the SSM endpoints are in.
   network_interfaces {
-    #checkov:skip=CKV_AWS_88:The scheduler is the fleet's one entry point; its security group admits only admin_cidr.
-    associate_public_ip_address = true
+    associate_public_ip_address = false
     security_groups             = [aws_security_group.scheduler.id]
-    subnet_id                   = aws_subnet.public.id
+    subnet_id                   = aws_subnet.private[0].id
   }
 
   user_data = base64encode(templatefile("${path.module}/user_data.sh.tftpl", {
     role      = "scheduler"
     artifacts = local.artifacts
     region    = var.region
-    flags     = "--bind-host 0.0.0.0 --bind-port ${var.scheduler_port} --external-host $${PRIVATE_IP} --enable-embedded-flight-proxy"
+    flags     = "--bind-host 0.0.0.0 --bind-port ${var.scheduler_port} --external-host $${PRIVATE_IP} --enable-embedded-flight-proxy --scheduler-policy ${local.scheduling_policy} --executor-timeout-seconds ${local.executor_lost_seconds}"
   }))
 }
 
@@ -78,7 +88,7 @@ resource "aws_launch_template" "executor" {
   vpc_security_group_ids = [aws_security_group.executor.id]
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.fleet.arn
+    arn = aws_iam_instance_profile.executor.arn
   }
 
   metadata_options {
@@ -101,7 +111,7 @@ resource "aws_launch_template" "executor" {
     role      = "executor"
     artifacts = local.artifacts
     region    = var.region
-    flags     = "--bind-host 0.0.0.0 --external-host $${PRIVATE_IP} --bind-port ${local.executor_flight_port} --bind-grpc-port ${local.executor_grpc_port} --scheduler-host ${aws_instance.scheduler.private_ip} --scheduler-port ${var.scheduler_port} --scheduler-connect-timeout-seconds 300 --work-dir /var/lib/sparkify"
+    flags     = "--bind-host 0.0.0.0 --external-host $${PRIVATE_IP} --bind-port ${local.executor_flight_port} --task-scheduling-policy ${local.scheduling_policy} --scheduler-host ${aws_instance.scheduler.private_ip} --scheduler-port ${var.scheduler_port} --scheduler-connect-timeout-seconds 300 --work-dir /var/lib/sparkify"
   }))
 }
 

@@ -22,6 +22,11 @@ locals {
     output    = aws_s3_bucket.output.id
     artifacts = aws_s3_bucket.artifacts.id
   }
+
+  # The lake: submit's --output, the executors' writable prefix, and where
+  # the Glue tables point.
+  lake_prefix = "sparkify"
+  lake        = "s3://${aws_s3_bucket.output.id}/${local.lake_prefix}"
 }
 
 resource "aws_s3_bucket_public_access_block" "owned" {
@@ -31,6 +36,38 @@ resource "aws_s3_bucket_public_access_block" "owned" {
   block_public_policy     = true
   ignore_public_acls      = true
   restrict_public_buckets = true
+}
+
+# Plain-HTTP requests are refused, whoever makes them.
+data "aws_iam_policy_document" "tls_only" {
+  for_each = local.owned_buckets
+
+  statement {
+    sid       = "DenyPlainHttp"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = ["arn:aws:s3:::${each.value}", "arn:aws:s3:::${each.value}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "owned" {
+  for_each = local.owned_buckets
+  bucket   = each.value
+  policy   = data.aws_iam_policy_document.tls_only[each.key].json
+
+  # S3 refuses a policy change while the public access block is changing.
+  depends_on = [aws_s3_bucket_public_access_block.owned]
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "owned" {
@@ -68,10 +105,28 @@ resource "aws_s3_bucket_lifecycle_configuration" "owned" {
       days_after_initiation = 1
     }
 
-    # Runs replaced by newer ones are deleted by the job; with versioning on,
-    # their old versions expire here.
+    # Files a run replaced are deleted by the job once past --retain (7
+    # days); with versioning on, their old versions expire here.
     noncurrent_version_expiration {
       noncurrent_days = 7
+    }
+  }
+
+  # Athena's query results (catalog.tf) are kept for a week.
+  dynamic "rule" {
+    for_each = each.key == "output" ? [local.athena_results_prefix] : []
+
+    content {
+      id     = "athena-results"
+      status = "Enabled"
+
+      filter {
+        prefix = "${rule.value}/"
+      }
+
+      expiration {
+        days = 7
+      }
     }
   }
 }

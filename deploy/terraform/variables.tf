@@ -11,12 +11,13 @@ variable "region" {
 }
 
 variable "admin_cidr" {
-  description = "The only network allowed to reach the scheduler (submit from here), e.g. 203.0.113.7/32."
+  description = "Optional: a network routed into the VPC (VPN, Direct Connect, peering) allowed to reach the scheduler's port directly, e.g. 10.8.0.0/16. Unset, the scheduler is reached only through SSM Session Manager."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(cidrhost(var.admin_cidr, 0)) && var.admin_cidr != "0.0.0.0/0"
-    error_message = "admin_cidr must be a CIDR block narrower than 0.0.0.0/0."
+    condition     = var.admin_cidr == null || (can(cidrhost(var.admin_cidr, 0)) && can(cidrnetmask(var.admin_cidr)) && !endswith(coalesce(var.admin_cidr, "/0"), "/0"))
+    error_message = "admin_cidr must be an IPv4 CIDR block (address/prefix) narrower than 0.0.0.0/0."
   }
 }
 
@@ -45,7 +46,7 @@ variable "executor_count" {
 }
 
 variable "executor_spot" {
-  description = "Run executors on spot capacity (cheaper; Ballista re-runs the tasks of a reclaimed executor)."
+  description = "Run executors on spot capacity (cheaper; under pull-staged scheduling Ballista re-runs the tasks of a reclaimed executor on the others)."
   type        = bool
   default     = false
 }
@@ -69,4 +70,21 @@ variable "scheduler_port" {
   description = "Port of the scheduler's gRPC and REST API (and of its Flight proxy)."
   type        = number
   default     = 50050
+}
+
+variable "run_timeout" {
+  description = "submit_command's --timeout: a run not published within this stops unpublished (exit code 124) and cancels its jobs."
+  type        = string
+  default     = "2h"
+}
+
+variable "glue_database" {
+  description = "Glue catalog database the tables are registered in, for Athena (lowercase letters, digits and underscores)."
+  type        = string
+  default     = "sparkify_lake"
+
+  validation {
+    condition     = can(regex("^[a-z0-9_]{1,255}$", var.glue_database))
+    error_message = "glue_database may hold only lowercase letters, digits and underscores (Athena's rule for database names)."
+  }
 }

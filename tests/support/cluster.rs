@@ -11,7 +11,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::http::{answers, http_request};
-use crate::{Daemon, binary, free_port, free_ports, shared_data, workspace_root};
+use crate::{Daemon, binary, free_port, free_ports, workspace_input, workspace_root};
 
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -91,7 +91,7 @@ impl S3Server {
     pub async fn with_workspace_input(log_dir: &Path) -> Self {
         let s3 = Self::start(log_dir);
         s3.create_bucket("lake");
-        s3.upload("lake", &shared_data("udacity-workspace"), "raw")
+        s3.upload("lake", &workspace_input(), "raw")
             .await;
         s3
     }

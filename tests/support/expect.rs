@@ -39,6 +39,21 @@ pub const FULL_S3: Expected = Expected {
 };
 
 pub async fn check_counts(tables: &Published, expected: &Expected) {
+    for (table, rows) in [
+        ("songs", expected.songs),
+        ("artists", expected.artists),
+        ("users", expected.users),
+        ("time", expected.time),
+        ("songplays", expected.songplays),
+    ] {
+        let Some(view) = tables.delta.get(table) else {
+            continue;
+        };
+        assert_eq!(view.rows_deltalake, rows, "{table} as delta-rs reads it");
+        if let Some(duckdb) = view.rows_duckdb {
+            assert_eq!(duckdb, rows, "{table} as DuckDB reads it");
+        }
+    }
     assert_eq!(tables.count("songs").await, expected.songs);
     assert_eq!(tables.count("artists").await, expected.artists);
     assert_eq!(tables.count("users").await, expected.users);

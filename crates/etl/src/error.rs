@@ -70,6 +70,12 @@ pub enum EtlError {
     },
 
     /// Building a plan failed (a bug, or an input schema we cannot handle).
+    #[error("{0}")]
+    Delta(String),
+
+    #[error("{0}; this run published nothing")]
+    ConcurrentRun(String),
+
     #[error("planning {what}: {error}")]
     Plan {
         what: String,

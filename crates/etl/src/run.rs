@@ -16,8 +16,9 @@
 //! 4. **publish**: the files the jobs reported are committed (see
 //!    [`crate::load::publish`]).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Int64Array, RecordBatch};
@@ -37,11 +38,16 @@ use crate::crash;
 use crate::error::{EtlError, Result};
 use crate::extract::listing::{InputListing, list_input};
 use crate::extract::scan::{RawScanExec, RejectPolicy, ScanSpec, file_list};
+use crate::load::TableFormat;
+use crate::load::delta::history;
+use crate::load::delta::lake_log::{LakeLog, RunRecord};
+use crate::load::delta::table::DeltaTarget;
+use crate::load::delta::{Publication, TableFiles, remove_attempt_files};
 use crate::load::plan::WriteNode;
-use crate::load::publish::{self, RunLayout};
+use crate::load::publish::{self, RunLayout}; 
 use crate::load::staged::StagedFiles;
 use crate::load::writer::{
-    Clustering, ParquetWriterExec, WriteSpec, WrittenFile, store_url_of, written_files,
+    Clustering, ParquetWriterExec, WriteSpec, WrittenFile, plain_schema, store_url_of, writer_of, written_files,
 };
 use crate::location::Location;
 use crate::report::{InputReport, JobReport, RunReport, TableReport, charts};
@@ -138,6 +144,11 @@ pub struct RunConfig {
     /// together), 1 for one after the other.
     pub concurrent_jobs: usize,
     pub songs_layout: SongsLayout,
+    pub table_format: TableFormat,
+    /// Delta: files a commit removed are deleted once this much older.
+    pub retain: Duration,
+    /// Delta: an unfinished claim on the lake lapses after this long.
+    pub claim_timeout: Duration,
 }
 
 /// Runs the ETL and publishes its tables. `ctx` is the client's planning
@@ -150,7 +161,12 @@ pub async fn run_etl(
     let started = Instant::now();
     let run = Run::new(ctx, engine, config);
     let (songs, events) = run.list_inputs().await?;
-    publish::begin(&run.store(&config.output)?, &run.layout).await?;
+    let output_store = run.store(&config.output)?;
+    publish::begin(&output_store, &run.layout).await?;
+    let base = match config.table_format {
+        TableFormat::Delta => LakeLog::new(output_store, &config.output).last_claimed().await?,
+        TableFormat::Parquet => None,
+    };
     crash::point(crash::STARTED);
     let (staged_songs, staged_events) = futures::try_join!(
         run.stage(InputKind::Songs, &songs),
@@ -162,17 +178,27 @@ pub async fn run_etl(
         InputReport::new(InputKind::Events, &events, &staged_events),
     ];
     let mut committed: Vec<WrittenFile> = Vec::new();
+    let mut rejects_schema = None;
     let staged_kinds = [
         (InputKind::Songs, &staged_songs),
         (InputKind::Events, &staged_events),
     ];
     for (input, (kind, staged)) in inputs.iter_mut().zip(staged_kinds) {
         if input.rejected > 0 {
-            committed.extend(run.write_rejects(kind, staged).await?);
+            let (files, schema) = run.write_rejects(kind, staged).await?;
+            committed.extend(files);
+            rejects_schema = Some(schema);
             input.rejects_location = Some(run.layout.rejects(kind).url());
         }
     }
-    run.check_reject_limit(&inputs)?;
+    if let Err(too_many) = run.check_reject_limit(&inputs) {
+        // The tables stay as they are; the quarantine becomes queryable.
+        if let (TableFormat::Delta, Some(schema)) = (config.table_format, rejects_schema) {
+            let rejects = run.rejects_table(schema, &committed)?;
+            run.publish_delta(vec![rejects], &committed, base, "rejects only").await?;
+        }
+        return Err(too_many);
+    }
 
     let staged = Staged {
         songs: run.read_status(InputKind::Songs, &staged_songs, STATUS_OK)?,
@@ -190,7 +216,8 @@ pub async fn run_etl(
     let written = run.checked(written, &expected_rows, &staged).await?;
     let mut tables = Vec::new();
     let mut charts = Vec::new();
-    for (table, (report, files)) in run.tables.iter().zip(written) {
+    let mut delta_tables = Vec::new();
+    for (table, (report, files, schema)) in run.tables.iter().zip(written) {
         charts.extend(
             table
                 .charts
@@ -198,7 +225,15 @@ pub async fn run_etl(
                 .map(|chart| chart.draw(table.name, &files)),
         );
         tables.push(report);
+        if config.table_format == TableFormat::Delta {
+            let partition_by = table.partition_by.iter().map(|c| c.to_string()).collect();
+            let target = run.delta_target(table.name);
+            delta_tables.push(TableFiles::written(target, schema, partition_by, &files, true)?);
+        }
         committed.extend(files);
+    }
+    if let (TableFormat::Delta, Some(schema)) = (config.table_format, rejects_schema) {
+        delta_tables.push(run.rejects_table(schema, &committed)?);
     }
     charts.push(charts::keys_per_count(
         "songplays per user",
@@ -207,19 +242,68 @@ pub async fn run_etl(
     ));
     crash::point(crash::WRITTEN);
 
-    let report = RunReport {
+    let published = match config.table_format {
+        TableFormat::Delta => config.output.url(),
+        TableFormat::Parquet => run.layout.run_dir().url(),
+    };
+    let mut report = RunReport {
         run_id: run.layout.run_id.clone(),
         input: config.input.url(),
         output: config.output.url(),
-        published: run.layout.run_dir().url(),
+        published,
+        versions: Default::default(),
         seconds: started.elapsed().as_secs_f64(),
         inputs,
         tables,
         jobs: std::mem::take(&mut *run.jobs.lock().unwrap_or_else(|e| e.into_inner())),
         charts,
     };
-    run.publish(&report, &committed).await?;
+    match config.table_format {
+        TableFormat::Parquet => run.publish(&report, &committed).await?,
+        TableFormat::Delta => {
+            let record = run.publish_delta(delta_tables, &committed, base, "run").await?;
+            report.versions = record.tables;
+            run.write_report(&report).await?;
+        }
+    }
     Ok(report)
+}
+
+/// The runs recorded in the Delta lake at `output`, as a table for the terminal.
+pub async fn list_runs(ctx: &SessionContext, output: &Location) -> Result<String> {
+    let store = store_of(ctx, output)?;
+    let records = LakeLog::new(store, output).records().await?;
+    if records.is_empty() {
+        return Ok(format!("no runs recorded in {output}"));
+    }
+    Ok(history::runs_table(&records))
+}
+
+/// Commits every table of the Delta lake in `config.output` back to its
+/// contents after `run_id`, as a new run.
+pub async fn roll_back(ctx: &SessionContext, config: &RunConfig, run_id: &str) -> Result<RunRecord> {
+    let store = store_of(ctx, &config.output)?;
+    let layout = RunLayout::new(config.output.clone(), TableFormat::Delta);
+    let publication = Publication {
+        base: LakeLog::new(Arc::clone(&store), &config.output).last_claimed().await?,
+        store,
+        output: config.output.clone(),
+        run_id: layout.run_id.clone(),
+        claim_timeout: config.claim_timeout,
+        retain: config.retain,
+    };
+    let mut names: Vec<&str> = tables(config.songs_layout).iter().map(|t| t.name).collect();
+    names.push(publish::DELTA_REJECTS);
+    let targets = history::targets(&publication, &names);
+    history::roll_back(&publication, targets, run_id).await
+}
+
+/// The object store that holds `location`, as the context resolves it.
+fn store_of(ctx: &SessionContext, location: &Location) -> Result<Arc<dyn ObjectStore>> {
+    let url = store_url_of(&location.url()).map_err(|e| EtlError::plan("object store", e))?;
+    ctx.runtime_env()
+        .object_store(url)
+        .map_err(|e| EtlError::Location(format!("{location}: {e}")))
 }
 
 /// Every job of a run as the engine would run it, without running any:
@@ -292,7 +376,7 @@ impl<'a> Run<'a> {
             ctx,
             engine,
             config,
-            layout: RunLayout::new(config.output.clone()),
+            layout: RunLayout::new(config.output.clone(), config.table_format),
             jobs: Mutex::new(Vec::new()),
             in_flight: Semaphore::new(match config.concurrent_jobs {
                 0 => Semaphore::MAX_PERMITS,
@@ -303,11 +387,33 @@ impl<'a> Run<'a> {
     }
 
     fn store(&self, location: &Location) -> Result<Arc<dyn ObjectStore>> {
-        let url = store_url_of(&location.url()).map_err(|e| EtlError::plan("object store", e))?;
-        self.ctx
-            .runtime_env()
-            .object_store(url)
-            .map_err(|e| EtlError::Location(format!("{location}: {e}")))
+        store_of(self.ctx, location)
+    }
+
+    /// The Delta table `name` of this run's output.
+    fn delta_target(&self, name: &str) -> DeltaTarget {
+        DeltaTarget {
+            name: name.to_string(),
+            location: self.layout.table(name),
+            store: self.store(&self.config.output).expect("the output's store was resolved at the start"),
+        }
+    }
+
+    /// The rejects table's part of a Delta publication: the reject files
+    /// among `written`, appended.
+    fn rejects_table(&self, schema: Arc<Schema>, written: &[WrittenFile]) -> Result<TableFiles> {
+        let rejects: Vec<WrittenFile> = written
+            .iter()
+            .filter(|f| f.table.starts_with(publish::DELTA_REJECTS))
+            .cloned()
+            .collect();
+        let target = self.delta_target(publish::DELTA_REJECTS);
+        TableFiles::written(target, schema, vec![], &rejects, false)
+    }
+
+    /// Whether writers report Delta statistics for each file.
+    fn file_stats(&self) -> bool {
+        self.config.table_format == TableFormat::Delta
     }
 
     async fn list(&self, kind: InputKind) -> Result<InputListing> {
@@ -351,7 +457,8 @@ impl<'a> Run<'a> {
         plan: Arc<dyn ExecutionPlan>,
     ) -> Result<Vec<WrittenFile>> {
         let batches = self.run_job(job, plan).await?;
-        written_files(batches).map_err(|e| EtlError::plan(job, e))
+        let files = written_files(batches).map_err(|e| EtlError::plan(job, e))?;
+        Ok(one_attempt_per_task(job, files))
     }
 
     /// Step 1: raw files of one kind to staged Parquet.
@@ -384,6 +491,7 @@ impl<'a> Run<'a> {
             clustering: Clustering::AsIs,
             target_file_bytes: self.config.target_file_bytes,
             attempts: None,
+            file_stats: false,
         };
         let plan = ParquetWriterExec::try_new(spec, Arc::new(scan))
             .map_err(|e| EtlError::plan(what(), e))?;
@@ -405,6 +513,8 @@ impl<'a> Run<'a> {
                 partition: format!("{STATUS}={STATUS_OK}"),
                 rows: 0,
                 bytes: listing.bytes() / partitions as u64,
+                task: i as u64,
+                stats: String::new(),
             })
             .collect()
     }
@@ -439,17 +549,23 @@ impl<'a> Run<'a> {
         read.map_err(|e| EtlError::plan(what(), e))
     }
 
-    /// Step 2: the rejected records of one kind, as `_rejects/<kind>/`.
+    /// Step 2: the rejected records of one kind, with the run and input
+    /// they came from; and their schema.
     async fn write_rejects(
         &self,
         kind: InputKind,
         staged: &[WrittenFile],
-    ) -> Result<Vec<WrittenFile>> {
-        let columns: Vec<_> = reject_fields().iter().map(|f| col(f.name())).collect();
+    ) -> Result<(Vec<WrittenFile>, Arc<Schema>)> {
+        let mut columns = vec![
+            lit(self.layout.run_id.as_str()).alias("run_id"),
+            lit(kind.name()).alias("input"),
+        ];
+        columns.extend(reject_fields().iter().map(|f| col(f.name())));
         let rejects = self
             .read_status(kind, staged, STATUS_REJECTED)?
             .select(columns)
             .map_err(|e| EtlError::plan("rejects", e))?;
+        let schema = plain_arrow_schema(&rejects);
         let spec = WriteSpec {
             table: format!("_rejects/{}", kind.name()),
             location: self.layout.rejects(kind).url(),
@@ -458,12 +574,13 @@ impl<'a> Run<'a> {
             clustering: Clustering::AsIs,
             target_file_bytes: self.config.target_file_bytes,
             attempts: Some(self.layout.attempts().url()),
+            file_stats: self.file_stats(),
         };
         let job = format!("rejects {}", kind.name());
         let plan = self
             .physical_plan(&job, WriteNode::plan(spec, rejects))
             .await?;
-        self.run_write_job(&job, plan).await
+        Ok((self.run_write_job(&job, plan).await?, schema))
     }
 
     fn check_reject_limit(&self, inputs: &[InputReport]) -> Result<()> {
@@ -482,13 +599,15 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Step 3: one table, as one job.
+    /// Step 3: one table, as one job: how it went, its files, its schema.
     async fn write_table(
         &self,
         table: &TableDef,
         staged: &Staged,
-    ) -> Result<(TableReport, Vec<WrittenFile>)> {
+    ) -> Result<(TableReport, Vec<WrittenFile>, Arc<Schema>)> {
         let started = Instant::now();
+        let rows = (table.plan)(staged).map_err(|e| EtlError::plan(table.name, e))?;
+        let schema = plain_arrow_schema(&rows);
         let logical = self.table_logical_plan(table, staged)?;
         let plan = self.physical_plan(table.name, logical).await?;
         let files = self.run_write_job(table.name, plan).await?;
@@ -498,7 +617,7 @@ impl<'a> Run<'a> {
             &files,
             started.elapsed().as_secs_f64(),
         );
-        Ok((report, files))
+        Ok((report, files, schema))
     }
 
     /// A table's query, ending in its write.
@@ -512,6 +631,7 @@ impl<'a> Run<'a> {
             clustering: table.clustering,
             target_file_bytes: self.config.target_file_bytes,
             attempts: Some(self.layout.attempts().url()),
+            file_stats: self.file_stats(),
         };
         Ok(WriteNode::plan(spec, rows))
     }
@@ -565,17 +685,19 @@ impl<'a> Run<'a> {
     /// mismatch fails the run, unpublished.
     async fn checked(
         &self,
-        written: Vec<(TableReport, Vec<WrittenFile>)>,
+        written: Vec<(TableReport, Vec<WrittenFile>, Arc<Schema>)>,
         expected_rows: &[u64],
         staged: &Staged,
-    ) -> Result<Vec<(TableReport, Vec<WrittenFile>)>> {
+    ) -> Result<Vec<(TableReport, Vec<WrittenFile>, Arc<Schema>)>> {
         let mut checked = Vec::with_capacity(written.len());
         for ((table, expected), first) in self.tables.iter().zip(expected_rows).zip(written) {
             if first.0.rows == *expected {
                 checked.push(first);
                 continue;
             }
-            tracing::warn!(
+            // The last net: one attempt per task is kept at the source
+            // (`one_attempt_per_task`), so this firing is a bug to report.
+            tracing::error!(
                 "{}: the writers reported {} rows where the staged records give {expected}; writing it again",
                 table.name,
                 first.0.rows
@@ -639,9 +761,16 @@ impl<'a> Run<'a> {
             .map_err(|e| EtlError::plan(what, e))
     }
 
-    /// Step 4: report next to the tables, then commit.
+    /// Step 4 (Parquet): report next to the tables, then commit.
     async fn publish(&self, report: &RunReport, files: &[WrittenFile]) -> Result<()> {
         tracing::info!("{}: publishing {} files", self.layout.run_id, files.len());
+        self.write_report(report).await?;
+        let store = self.store(&self.config.output)?;
+        publish::commit(&store, &self.layout, files).await
+    }
+
+    /// `_report.json` and `_report.html` in the run's folder.
+    async fn write_report(&self, report: &RunReport) -> Result<()> {
         let store = self.store(&self.config.output)?;
         let json = serde_json::to_vec_pretty(report)
             .map_err(|e| EtlError::plan("report", DataFusionError::External(e.into())))?;
@@ -649,8 +778,42 @@ impl<'a> Run<'a> {
         publish::put(&store, &path, json).await?;
         let page = crate::report::html::render(report);
         let path = self.layout.run_dir().object_path().join("_report.html");
-        publish::put(&store, &path, page.into_bytes()).await?;
-        publish::commit(&store, &self.layout, files).await
+        publish::put(&store, &path, page.into_bytes()).await
+    }
+
+    /// Step 4 (Delta): the files of failed attempts go, then the tables are
+    /// committed in order ([`crate::load::delta`]), then expired files go.
+    async fn publish_delta(
+        &self,
+        tables: Vec<TableFiles>,
+        files: &[WrittenFile],
+        base: Option<u64>,
+        action: &str,
+    ) -> Result<RunRecord> {
+        tracing::info!("{}: committing {} files", self.layout.run_id, files.len());
+        let store = self.store(&self.config.output)?;
+        let unreported = publish::discard_working_files(&store, &self.layout, files).await?;
+        if !unreported.is_empty() {
+            let locations: Vec<Location> = tables.iter().map(|t| t.target.location.clone()).collect();
+            let deleted = remove_attempt_files(&store, &locations, &unreported).await?;
+            tracing::info!(
+                "{}: {} task attempts were not kept; deleted their {deleted} files",
+                self.layout.run_id,
+                unreported.len()
+            );
+        }
+        let publication = Publication {
+            store,
+            output: self.config.output.clone(),
+            run_id: self.layout.run_id.clone(),
+            base,
+            claim_timeout: self.config.claim_timeout,
+            retain: self.config.retain,
+        };
+        let targets: Vec<DeltaTarget> = tables.iter().map(|t| t.target.clone()).collect();
+        let record = publication.commit(tables, action, files).await?;
+        publication.remove_expired(&targets).await;
+        Ok(record)
     }
 }
 
@@ -665,6 +828,40 @@ fn int64_column<'a>(batch: &'a RecordBatch, name: &str, what: &str) -> Result<&'
                 DataFusionError::Internal(format!("no Int64 column '{name}' in the result")),
             )
         })
+}
+
+/// The files of one job, with one attempt kept per writer task. After
+/// Ballista loses an executor it reruns a stage whose earlier results it
+/// still lists, so a job's result can name two attempts at one output
+/// partition, each with all of its rows; the other attempt's files are
+/// then unreported, and deleted at the commit.
+fn one_attempt_per_task(job: &str, files: Vec<WrittenFile>) -> Vec<WrittenFile> {
+    let mut kept: HashMap<(&str, u64), &str> = HashMap::new();
+    for file in &files {
+        let writer = writer_of(&file.path).unwrap_or_default();
+        let entry = kept.entry((file.table.as_str(), file.task)).or_insert(writer);
+        if writer < *entry {
+            *entry = writer;
+        }
+    }
+    let keep = |file: &WrittenFile| {
+        kept.get(&(file.table.as_str(), file.task)).copied() == Some(writer_of(&file.path).unwrap_or_default())
+    };
+    let (kept_files, dropped): (Vec<_>, Vec<_>) = files.iter().partition(|f| keep(f));
+    if !dropped.is_empty() {
+        tracing::warn!(
+            "{job}: the engine reported a second attempt at {} output partitions; kept one attempt each, {} files of the others go",
+            dropped.iter().map(|f| f.task).collect::<std::collections::HashSet<_>>().len(),
+            dropped.len()
+        );
+    }
+    kept_files.into_iter().cloned().collect()
+}
+
+/// The schema a table's rows are written with, as Arrow, view types as
+/// their plain forms (what the writer puts in the files).
+fn plain_arrow_schema(rows: &DataFrame) -> Arc<Schema> {
+    Arc::new(plain_schema(rows.schema().as_arrow()))
 }
 
 /// Columns of a staged file: the staged schema without the `status`

@@ -6,6 +6,7 @@ use clap::Parser;
 use cluster::error::ClusterError;
 use etl::error::EtlError;
 use etl::extract::scan::RejectPolicy;
+use etl::load::TableFormat;
 use etl::location::Location;
 use etl::run::{RejectLimit, RunConfig};
 use etl::tables::SongsLayout;
@@ -25,9 +26,37 @@ pub struct Args {
     #[arg(long, env = "SPARKIFY_INPUT", default_value = "sample-data")]
     pub input: String,
 
-    /// Output root; each run publishes under it and points <output>/_LATEST at itself.
+    /// Output root: the Delta tables <output>/songs, artists, users, time,
+    /// songplays and _rejects, and each run's report in <output>/_runs/.
     #[arg(long, env = "SPARKIFY_OUTPUT", default_value = "output")]
     pub output: String,
+
+    /// `delta`: Delta Lake tables at fixed paths, one commit per table and
+    /// run. `parquet`: plain hive-partitioned Parquet in a folder per run,
+    /// named by <output>/_LATEST, for readers without Delta support.
+    #[arg(long, env = "SPARKIFY_TABLE_FORMAT", value_enum, default_value_t)]
+    pub table_format: TableFormat,
+
+    /// Delta: files a run's commit replaced are deleted once they are this
+    /// old, so queries on earlier versions finish and time travel works
+    /// within it (Delta's own default is 7 days).
+    #[arg(long, env = "SPARKIFY_RETAIN", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub retain: std::time::Duration,
+
+    /// Delta: a run that claimed the lake and never finished its commits
+    /// (killed) blocks other runs for this long, then is taken as dead.
+    #[arg(long, env = "SPARKIFY_CLAIM_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub claim_timeout: std::time::Duration,
+
+    /// Delta: print the runs recorded in the output, with each table's
+    /// version, then stop.
+    #[arg(long, conflicts_with = "rollback")]
+    pub list_runs: bool,
+
+    /// Delta: commit every table back to its contents after run RUN_ID (see
+    /// --list-runs), as new versions, then stop.
+    #[arg(long, value_name = "RUN_ID")]
+    pub rollback: Option<String>,
 
     /// Ballista scheduler (host:port) to submit to. Default: an in-process cluster.
     #[arg(long, env = "SPARKIFY_SCHEDULER")]
@@ -110,6 +139,7 @@ Exit codes:
   5         scheduler unreachable, no executor registered, or scheduler lost during the run
   6         a job failed on the cluster
   7         too many rejected records (--max-rejects, --strict)
+  8         another run committed to the output while this one ran (this one published nothing)
   124       the run took longer than --timeout
   130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM";
 
@@ -129,6 +159,9 @@ impl Args {
             target_file_bytes: self.target_file_size.as_u64(),
             concurrent_jobs: self.concurrent_jobs,
             songs_layout: self.songs_layout,
+            table_format: self.table_format,
+            retain: self.retain,
+            claim_timeout: self.claim_timeout,
         })
     }
 
@@ -148,7 +181,8 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
             {
                 3
             }
-            EtlError::Store { .. } | EtlError::OutputNotWritable { .. } => 4,
+            EtlError::Store { .. } | EtlError::OutputNotWritable { .. } | EtlError::Delta(_) => 4,
+            EtlError::ConcurrentRun(_) => 8,
             EtlError::TooManyRejects { .. } => 7,
             EtlError::StrictReject(_) => 7,
             EtlError::Engine(engine) if engine.downcast_ref::<ClusterError>().is_some() => 5,

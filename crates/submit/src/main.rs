@@ -232,6 +232,9 @@ async fn submit(
     session_jobs: &mut Option<SessionJobs>,
 ) -> anyhow::Result<()> {
     let config = args.run_config()?;
+    if args.list_runs || args.rollback.is_some() {
+        return manage_lake(&args, &config).await;
+    }
     let progress = MultiProgress::with_draw_target(if args.quiet {
         ProgressDrawTarget::hidden()
     } else {
@@ -269,6 +272,27 @@ async fn submit(
     }
     let report = run_etl(&ctx, &engine, &config).await?;
     print_out(&format!("{}\n", report.to_text()))
+}
+
+/// `--list-runs` and `--rollback`: the lake's history, read or rolled
+/// back by the client alone, with no cluster.
+async fn manage_lake(args: &Args, config: &etl::run::RunConfig) -> anyhow::Result<()> {
+    let ctx = planning_context(1, Arc::new(LakeObjectStores::new()))?;
+    if let Some(run_id) = &args.rollback {
+        let record = etl::run::roll_back(&ctx, config, run_id).await?;
+        let versions: Vec<String> = record
+            .tables
+            .iter()
+            .map(|(table, version)| format!("{table} v{version}"))
+            .collect();
+        return print_out(&format!(
+            "rolled {} back to {run_id} as {}: {}\n",
+            config.output,
+            record.run_id,
+            versions.join(", ")
+        ));
+    }
+    print_out(&format!("{}\n", etl::run::list_runs(&ctx, &config.output).await?))
 }
 
 /// Prints to stdout. A reader that closed it (`submit | head`) has seen

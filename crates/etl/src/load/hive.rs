@@ -31,6 +31,21 @@ pub fn push_partition(dir: &mut String, name: &str, value: Option<&str>) {
     }
 }
 
+/// The partition values a directory name holds (`year=0/artist_id=AR%2FX`),
+/// unescaped, in order; `None` for the null partition. What Delta's
+/// `partitionValues` records for each file.
+pub fn partition_values(dir: &str) -> Vec<(String, Option<String>)> {
+    let decode = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned();
+    dir.split('/')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (name, value) = part.split_once('=').unwrap_or((part, NULL_PARTITION));
+            let value = (value != NULL_PARTITION).then(|| decode(value));
+            (decode(name), value)
+        })
+        .collect()
+}
+
 /// Appends `value` to `out`, percent-encoding the characters Hive's
 /// `FileUtils.escapePathName` encodes.
 fn escape_into(out: &mut String, value: &str) {
@@ -95,6 +110,19 @@ mod tests {
         assert_eq!(
             dir,
             "artist_id=AR%2F1%3D2%25/year=__HIVE_DEFAULT_PARTITION__"
+        );
+    }
+
+    #[test]
+    fn partition_values_undo_the_escaping() {
+        let names = names(&["artist_id", "year"]);
+        let values = [Some("AR/1=2% é".to_string()), None];
+        assert_eq!(
+            partition_values(&partition_dir(&names, &values)),
+            vec![
+                ("artist_id".to_string(), values[0].clone()),
+                ("year".to_string(), None)
+            ]
         );
     }
 }

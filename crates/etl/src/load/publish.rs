@@ -36,6 +36,7 @@ use crate::error::{EtlError, Result};
 use crate::local_disk;
 use crate::location::Location;
 use crate::schema::InputKind;
+use super::TableFormat;
 
 /// Name of the pointer object at the top of the output.
 pub const LATEST: &str = "_LATEST";
@@ -51,25 +52,41 @@ const ATTEMPTS: &str = "_attempts";
 pub struct RunLayout {
     pub output: Location,
     pub run_id: String,
+    pub format: TableFormat,
 }
+
+/// Where Delta runs keep their reports and working files, under the output.
+pub const DELTA_RUNS: &str = "_runs";
+/// The Delta table of rejected records, under the output.
+pub const DELTA_REJECTS: &str = "_rejects";
 
 impl RunLayout {
     /// A new run: its id sorts by start time and is unique.
-    pub fn new(output: Location) -> Self {
+    pub fn new(output: Location, format: TableFormat) -> Self {
         let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
         Self {
             output,
             run_id: format!("{RUN_PREFIX}{now}-{suffix}"),
+            format,
         }
     }
 
+    /// The run's own folder: its report, staging and attempt markers, and
+    /// with Parquet its tables.
     pub fn run_dir(&self) -> Location {
-        self.output.join(&self.run_id)
+        match self.format {
+            TableFormat::Delta => self.output.join(&format!("{DELTA_RUNS}/{}", self.run_id)),
+            TableFormat::Parquet => self.output.join(&self.run_id),
+        }
     }
 
+    /// A table's folder: fixed with Delta, the run's own with Parquet.
     pub fn table(&self, name: &str) -> Location {
-        self.run_dir().join(name)
+        match self.format {
+            TableFormat::Delta => self.output.join(name),
+            TableFormat::Parquet => self.run_dir().join(name),
+        }
     }
 
     pub fn staging(&self, kind: InputKind) -> Location {
@@ -82,8 +99,13 @@ impl RunLayout {
         self.run_dir().join(ATTEMPTS)
     }
 
+    /// Where the rejected records of `kind` go: with Delta one table for
+    /// both inputs (rows say which), appended by every run.
     pub fn rejects(&self, kind: InputKind) -> Location {
-        self.run_dir().join(&format!("_rejects/{}", kind.name()))
+        match self.format {
+            TableFormat::Delta => self.output.join(DELTA_REJECTS),
+            TableFormat::Parquet => self.run_dir().join(&format!("_rejects/{}", kind.name())),
+        }
     }
 }
 
@@ -121,8 +143,7 @@ pub async fn commit(
     files: &[WrittenFile],
 ) -> Result<()> {
     let run_dir = layout.run_dir();
-    remove_folder(store, &run_dir.join(STAGING)).await?;
-    let unreported = unreported_attempts(store, layout, files).await?;
+    let unreported = discard_working_files(store, layout, files).await?;
     if unreported.is_empty() {
         tracing::info!(
             "{}: every task attempt that wrote files reported them",
@@ -134,10 +155,9 @@ pub async fn commit(
             "{}: {} task attempts wrote without reporting ({}); deleted {strays} files no task reported",
             layout.run_id,
             unreported.len(),
-            unreported.join(", ")
+            unreported.iter().cloned().collect::<Vec<_>>().join(", ")
         );
     }
-    remove_folder(store, &layout.attempts()).await?;
     let manifest = Manifest {
         run_id: &layout.run_id,
         committed_at: chrono::Utc::now().to_rfc3339(),
@@ -159,6 +179,20 @@ pub async fn commit(
     )
     .await?;
     remove_old_runs(store, layout, previous.as_deref()).await
+}
+
+/// Deletes the run's staging area and attempt markers, and gives the
+/// writer ids of the attempts that wrote files no job result named: their
+/// files are leftovers to delete.
+pub async fn discard_working_files(
+    store: &Arc<dyn ObjectStore>,
+    layout: &RunLayout,
+    files: &[WrittenFile],
+) -> Result<HashSet<String>> {
+    remove_folder(store, &layout.run_dir().join(STAGING)).await?;
+    let unreported = unreported_attempts(store, layout, files).await?;
+    remove_folder(store, &layout.attempts()).await?;
+    Ok(unreported.into_iter().collect())
 }
 
 /// The manifest as compact JSON, in a buffer sized up front: at a million
@@ -371,7 +405,8 @@ mod tests {
     /// the reports of those among them that `reported` picks.
     fn local_run(files: &[&str], reported: fn(&str) -> bool) -> (RunLayout, Vec<WrittenFile>) {
         let output = std::env::temp_dir().join(format!("publish-{}", uuid::Uuid::new_v4()));
-        let layout = RunLayout::new(Location::parse(output.to_str().unwrap()).unwrap());
+        let output = Location::parse(output.to_str().unwrap()).unwrap();
+        let layout = RunLayout::new(output, TableFormat::Parquet);
         let run_dir = local_path(&layout.run_dir());
         for file in files {
             let path = run_dir.join(file);

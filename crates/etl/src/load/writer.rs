@@ -122,6 +122,9 @@ pub struct WriteSpec {
     /// attempt only when one went unreported ([`crate::load::publish`]).
     /// `None` where the whole folder is discarded anyway (staging).
     pub attempts: Option<String>,
+    /// Whether each file reports its statistics in Delta's form
+    /// ([`super::delta::stats`]): for tables committed to a Delta log.
+    pub file_stats: bool,
 }
 
 /// One file a writer task wrote, as it reports it.
@@ -134,6 +137,11 @@ pub struct WrittenFile {
     pub partition: String,
     pub rows: u64,
     pub bytes: u64,
+    /// The writer task's output partition: every attempt at it writes the
+    /// same rows, so the client keeps one attempt's files per task.
+    pub task: u64,
+    /// Delta statistics (JSON), empty unless the spec asked for them.
+    pub stats: String,
 }
 
 #[cfg(test)]
@@ -146,6 +154,8 @@ impl WrittenFile {
             partition: partition.into(),
             rows,
             bytes,
+            task: 0,
+            stats: String::new(),
         }
     }
 }
@@ -158,6 +168,8 @@ pub fn written_files_schema() -> SchemaRef {
         Field::new("partition", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, false),
         Field::new("bytes", DataType::Int64, false),
+        Field::new("task", DataType::Int64, false),
+        Field::new("stats", DataType::Utf8, false),
     ]))
 }
 
@@ -178,7 +190,8 @@ pub fn written_files(batches: Vec<RecordBatch>) -> Result<Vec<WrittenFile>> {
         let text = |name: &str| column(name).and_then(|c| as_string_array(c));
         let number = |name: &str| column(name).and_then(|c| as_int64_array(c));
         let (table, path, partition) = (text("table")?, text("path")?, text("partition")?);
-        let (rows, bytes) = (number("rows")?, number("bytes")?);
+        let (rows, bytes, task) = (number("rows")?, number("bytes")?, number("task")?);
+        let stats = text("stats")?;
         for i in 0..batch.num_rows() {
             files.push(WrittenFile {
                 table: table.value(i).to_string(),
@@ -186,6 +199,8 @@ pub fn written_files(batches: Vec<RecordBatch>) -> Result<Vec<WrittenFile>> {
                 partition: partition.value(i).to_string(),
                 rows: rows.value(i) as u64,
                 bytes: bytes.value(i) as u64,
+                task: task.value(i) as u64,
+                stats: stats.value(i).to_string(),
             });
         }
     }
@@ -351,6 +366,7 @@ impl ExecutionPlan for ParquetWriterExec {
             self.clustered(),
             metrics,
         )?;
+        sink.task = partition as u64;
 
         let mut builder = RecordBatchReceiverStreamBuilder::new(written_files_schema(), 1);
         let sender = builder.tx();
@@ -454,6 +470,8 @@ fn files_batch(files: &[WrittenFile]) -> Result<RecordBatch> {
             strings(|f| &f.partition),
             numbers(|f| f.rows),
             numbers(|f| f.bytes),
+            numbers(|f| f.task),
+            strings(|f| &f.stats),
         ],
     )?)
 }
@@ -616,6 +634,8 @@ struct PartitionedSink {
     held: Option<(String, RecordBatch)>,
     open: HashMap<String, OpenFile>,
     task_id: String,
+    /// The output partition this task writes ([`WrittenFile::task`]).
+    task: u64,
     files_started: usize,
     /// Uploads, or batches of local writes, in flight.
     uploads: JoinSet<Result<Vec<WrittenFile>>>,
@@ -656,6 +676,7 @@ impl PartitionedSink {
             held: None,
             open: HashMap::new(),
             task_id: uuid::Uuid::now_v7().simple().to_string(),
+            task: 0,
             files_started: 0,
             uploads: JoinSet::new(),
             written: Vec::new(),
@@ -789,10 +810,18 @@ impl PartitionedSink {
     /// Finishes a file and starts its upload (on local disk: adds it to
     /// the next batch).
     async fn close(&mut self, partition: &str) -> Result<()> {
-        let Some(file) = self.open.remove(partition) else {
+        let Some(mut file) = self.open.remove(partition) else {
             return Ok(());
         };
-        let bytes = file.writer.into_inner()?;
+        let (bytes, stats) = if self.spec.file_stats {
+            // `finish` leaves the finished file in the buffer, where
+            // `into_inner` would write the footer a second time.
+            let metadata = file.writer.finish()?;
+            let stats = super::delta::stats::file_stats(&self.data_schema, &metadata)?;
+            (std::mem::take(file.writer.inner_mut()), stats)
+        } else {
+            (file.writer.into_inner()?, String::new())
+        };
         if self.files_started == 0 {
             self.mark_attempt().await?;
         }
@@ -805,6 +834,8 @@ impl PartitionedSink {
             partition: file.partition,
             rows: file.rows,
             bytes: bytes.len() as u64,
+            task: self.task,
+            stats,
         };
         match &mut self.destination {
             Destination::LocalDisk(batch) => {
@@ -935,7 +966,7 @@ fn shown_value<'a>(
 /// (`Utf8View` as `Utf8`). Parquet stores both alike, but the Arrow schema
 /// kept in the file decides what pyarrow, Polars and DataFusion read back,
 /// and older readers do not know view types.
-fn plain_schema(schema: &Schema) -> Schema {
+pub fn plain_schema(schema: &Schema) -> Schema {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -1140,6 +1171,7 @@ mod tests {
             clustering: Clustering::ByPartition,
             target_file_bytes: 1 << 20,
             attempts: None,
+            file_stats: false,
         };
         let metrics = WriterMetrics::new(&ExecutionPlanMetricsSet::new(), 0);
         let store = Arc::new(object_store::memory::InMemory::new());
@@ -1192,6 +1224,7 @@ mod tests {
             clustering: Clustering::ByPartition,
             target_file_bytes: 1 << 20,
             attempts: None,
+            file_stats: false,
         };
         let writer = ParquetWriterExec::try_new(spec, source).unwrap();
         let context = SessionContext::new().task_ctx();

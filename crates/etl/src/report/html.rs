@@ -444,6 +444,7 @@ mod tests {
 
     fn report() -> RunReport {
         RunReport {
+            versions: Default::default(),
             run_id: "run-1".into(),
             input: "file:///in/a&b <x>".into(),
             output: "file:///out".into(),

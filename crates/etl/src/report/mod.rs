@@ -19,8 +19,12 @@ pub struct RunReport {
     pub run_id: String,
     pub input: String,
     pub output: String,
-    /// Folder of the committed run: `<output>/run-<id>`.
+    /// Where readers find the tables: the output itself (Delta), or the
+    /// committed run's folder `<output>/run-<id>` (Parquet).
     pub published: String,
+    /// Delta: each table's version this run made, in commit order.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub versions: std::collections::BTreeMap<String, u64>,
     pub seconds: f64,
     pub inputs: Vec<InputReport>,
     pub tables: Vec<TableReport>,

@@ -1,0 +1,216 @@
+//! Publishing a run as Delta Lake tables at fixed paths (`--table-format
+//! delta`, the default): `<output>/songs/`, `artists/`, `users/`, `time/`,
+//! `songplays/`, and the rejects table `<output>/_rejects/`.
+//!
+//! ```text
+//!  writer tasks ──► <output>/<table>/<partition>/part-<writer>-<n>.parquet   (invisible: in no log yet)
+//!        │                 + Delta statistics per file (stats.rs)
+//!        ▼
+//!  client: one attempt per output partition; other attempts' files deleted
+//!        ▼
+//!  lake_log.rs: claim <output>/_runs/_log/<seq>.claim  (put-if-absent: one run wins)
+//!        ▼
+//!  table.rs: one commit per table, fixed order, exact next version, run id in commitInfo
+//!        ▼
+//!  lake_log.rs: <seq>.json records the five versions;   then files removed
+//!  longer ago than --retain are deleted (vacuum)
+//! ```
+//!
+//! A reader sees a table change only at its commit. A run that fails or is
+//! killed before its claim leaves only files no log names; one killed
+//! between two table commits leaves every table at a committed version, and
+//! the next run replaces them all. See `docs/commit-protocol.md`.
+
+pub mod history;
+pub mod lake_log;
+pub mod stats;
+pub mod table;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use self::lake_log::{LakeLog, RunRecord};
+use self::table::{DeltaTarget, TableChange};
+use super::writer::{WrittenFile, writer_of};
+use crate::error::{EtlError, Result};
+use crate::location::Location;
+
+/// One table's part in a publication.
+pub struct TableFiles {
+    pub target: DeltaTarget,
+    pub change: TableChange,
+}
+
+impl TableFiles {
+    /// `files`, written by a run into `target`, as a change that adds them
+    /// (replacing the table's contents when `replace`).
+    pub fn written(
+        target: DeltaTarget,
+        schema: Arc<datafusion::arrow::datatypes::Schema>,
+        partition_by: Vec<String>,
+        files: &[WrittenFile],
+        replace: bool,
+    ) -> Result<Self> {
+        let adds = target.adds(files)?;
+        Ok(Self {
+            target,
+            change: TableChange {
+                schema: Some(schema),
+                partition_by,
+                adds,
+                replace,
+            },
+        })
+    }
+}
+
+/// How a run publishes to the lake at `output`.
+pub struct Publication {
+    pub store: Arc<dyn ObjectStore>,
+    pub output: Location,
+    pub run_id: String,
+    /// The last sequence number claimed when the run started.
+    pub base: Option<u64>,
+    pub claim_timeout: Duration,
+    pub retain: Duration,
+}
+
+impl Publication {
+    pub fn log(&self) -> LakeLog {
+        LakeLog::new(Arc::clone(&self.store), &self.output)
+    }
+
+    /// Claims the lake, commits every table in order, records the versions,
+    /// then deletes what retention allows. `action` says what the record
+    /// calls this run. On a lost claim this run's files are deleted.
+    pub async fn commit(
+        &self,
+        tables: Vec<TableFiles>,
+        action: &str,
+        written: &[WrittenFile],
+    ) -> Result<RunRecord> {
+        let mut current = Vec::with_capacity(tables.len());
+        for table in &tables {
+            current.push(table.target.load().await?);
+        }
+        let log = self.log();
+        if let Some(base) = self.base {
+            log.check_settled(base, self.claim_timeout).await?;
+        }
+        let seq = self.base.map_or(1, |b| b + 1);
+        if let Err(lost) = log.claim(seq, &self.run_id).await {
+            self.discard(written).await;
+            return Err(lost);
+        }
+        crate::crash::point(crate::crash::COMMITTING);
+        let mut versions = BTreeMap::new();
+        for (table, current) in tables.into_iter().zip(&current) {
+            let version = table
+                .target
+                .commit(current.as_ref(), table.change, &self.run_id)
+                .await?;
+            tracing::info!("{}: {} is at version {version}", self.run_id, table.target.name);
+            versions.insert(table.target.name.clone(), version);
+            crate::crash::point(crate::crash::BETWEEN_COMMITS);
+        }
+        let record = RunRecord {
+            seq,
+            run_id: self.run_id.clone(),
+            action: action.to_string(),
+            committed_at: chrono::Utc::now().to_rfc3339(),
+            tables: versions,
+        };
+        log.write_record(&record).await?;
+        Ok(record)
+    }
+
+    /// Deletes the files of `tables` that no version of their table names
+    /// any more and that were removed longer than `--retain` ago, and files
+    /// no commit ever named (killed runs) of that age. A failure here is a
+    /// warning: the run is published either way.
+    pub async fn remove_expired(&self, targets: &[DeltaTarget]) {
+        for target in targets {
+            if let Err(error) = self.vacuum(target).await {
+                tracing::warn!("{}: old files were kept: {error}", target.name);
+            }
+        }
+    }
+
+    async fn vacuum(&self, target: &DeltaTarget) -> Result<()> {
+        let Some(table) = target.load().await? else {
+            return Ok(());
+        };
+        let retention = chrono::Duration::from_std(self.retain)
+            .map_err(|e| EtlError::Delta(format!("--retain: {e}")))?;
+        let (_, metrics) = table
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .with_mode(deltalake_core::operations::vacuum::VacuumMode::Full)
+            .await
+            .map_err(|e| EtlError::Delta(format!("vacuuming {}: {e}", target.location)))?;
+        if !metrics.files_deleted.is_empty() {
+            tracing::info!(
+                "{}: deleted {} files older than --retain",
+                target.name,
+                metrics.files_deleted.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes the files this run wrote into the tables, after it lost the
+    /// lake to another run: no log names them, so no reader misses them.
+    async fn discard(&self, written: &[WrittenFile]) {
+        let paths: Vec<Path> = written
+            .iter()
+            .filter_map(|f| Path::parse(&f.path).ok())
+            .collect();
+        let count = paths.len();
+        let deleted = self
+            .store
+            .delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed())
+            .try_collect::<Vec<_>>()
+            .await;
+        match deleted {
+            Ok(_) => tracing::info!("{}: deleted its {count} unpublished files", self.run_id),
+            Err(e) => tracing::warn!("{}: some unpublished files were kept: {e}", self.run_id),
+        }
+    }
+}
+
+/// Deletes the files in `tables` written by the writer attempts `writers`
+/// (attempts whose files no job result named). Files of every other
+/// writer, committed or not, stay.
+pub async fn remove_attempt_files(
+    store: &Arc<dyn ObjectStore>,
+    tables: &[Location],
+    writers: &HashSet<String>,
+) -> Result<usize> {
+    let mut doomed = Vec::new();
+    for table in tables {
+        let found: Vec<Path> = store
+            .list(Some(&table.object_path()))
+            .map_ok(|meta| meta.location)
+            .try_filter(|path| {
+                let ours = writer_of(path.as_ref()).is_some_and(|w| writers.contains(w));
+                futures::future::ready(ours)
+            })
+            .try_collect()
+            .await
+            .map_err(|e| EtlError::store(format!("listing {table}"), e))?;
+        doomed.extend(found);
+    }
+    let count = doomed.len();
+    store
+        .delete_stream(futures::stream::iter(doomed.into_iter().map(Ok)).boxed())
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| EtlError::store("deleting the files of failed task attempts", e))?;
+    Ok(count)
+}

@@ -1,0 +1,246 @@
+//! One Delta table of the lake: loading its log through the run's object
+//! store, and committing a run's files to it at exactly the next version.
+//!
+//! A commit is never retried on a version clash: the lake's own claim
+//! ([`super::lake_log`]) already decided which run commits, so a clash
+//! means a writer outside that protocol, and the run stops instead of
+//! publishing over it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Once};
+
+use datafusion::arrow::datatypes::Schema;
+use deltalake_core::errors::DeltaTableError;
+use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::{Action, Add, StructType};
+use deltalake_core::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+};
+use deltalake_core::operations::create::CreateBuilder;
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::{DeltaTable, DeltaTableBuilder};
+use object_store::ObjectStore;
+use url::Url;
+
+use super::super::hive;
+use super::super::writer::WrittenFile;
+use crate::error::{EtlError, Result};
+use crate::location::Location;
+
+/// The commitInfo key that names the run a commit belongs to.
+pub const RUN_ID_KEY: &str = "sparkify.runId";
+
+/// Characters a data file's path keeps as they are in an Add action; every
+/// other byte is percent-encoded, as Delta's paths are URIs (a Hive-escaped
+/// `artist_id=AR%2FX` becomes `artist_id=AR%252FX`).
+const PATH_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'=')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
+/// A table's folder in the lake.
+#[derive(Clone)]
+pub struct DeltaTarget {
+    pub name: String,
+    pub location: Location,
+    /// The store of the whole bucket (or file system); the log store
+    /// prefixes it with the table's path.
+    pub store: Arc<dyn ObjectStore>,
+}
+
+/// What one run changes in one table.
+pub struct TableChange {
+    /// Every column, partition columns included, as the table declares
+    /// them: needed only when the table is created.
+    pub schema: Option<Arc<Schema>>,
+    pub partition_by: Vec<String>,
+    pub adds: Vec<Add>,
+    /// Remove every file of the current version (a full rebuild) or only add.
+    pub replace: bool,
+}
+
+impl DeltaTarget {
+    fn url(&self) -> Result<Url> {
+        Url::parse(&self.location.url()).map_err(|e| EtlError::Location(format!("{}: {e}", self.location)))
+    }
+
+    fn builder(&self) -> Result<DeltaTableBuilder> {
+        register_object_store_schemes();
+        let url = self.url()?;
+        DeltaTableBuilder::from_url(url.clone())
+            .map(|b| b.with_storage_backend(Arc::clone(&self.store), url))
+            .map_err(|e| self.error("opening", e))
+    }
+
+    /// The table at its newest version; `None` while it has no log.
+    pub async fn load(&self) -> Result<Option<DeltaTable>> {
+        match self.builder()?.load().await {
+            Ok(table) => Ok(Some(table)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(self.error("reading the log of", e)),
+        }
+    }
+
+    /// The table as it was at `version`.
+    pub async fn load_version(&self, version: u64) -> Result<DeltaTable> {
+        self.builder()?
+            .with_version(version)
+            .load()
+            .await
+            .map_err(|e| self.error(&format!("reading version {version} of"), e))
+    }
+
+    /// Commits `change` on top of `current` (the version this run read),
+    /// with `run_id` in the commitInfo; the version it made.
+    pub async fn commit(
+        &self,
+        current: Option<&DeltaTable>,
+        mut change: TableChange,
+        run_id: &str,
+    ) -> Result<u64> {
+        let adds: Vec<Action> = std::mem::take(&mut change.adds).into_iter().map(Action::Add).collect();
+        let properties = CommitProperties::default()
+            .with_max_retries(0)
+            .with_metadata([(RUN_ID_KEY.to_string(), run_id.into())]);
+        let Some(current) = current else {
+            return self.create(change, adds, properties).await;
+        };
+        let mut actions = Vec::with_capacity(adds.len());
+        if change.replace {
+            let snapshot = current.snapshot().map_err(|e| self.error("reading", e))?;
+            actions.extend(
+                snapshot
+                    .log_data()
+                    .iter()
+                    .map(|file| Action::Remove(file.remove_action(true))),
+            );
+        }
+        actions.extend(adds);
+        let operation = DeltaOperation::Write {
+            mode: if change.replace { SaveMode::Overwrite } else { SaveMode::Append },
+            partition_by: Some(change.partition_by),
+            predicate: None,
+        };
+        let snapshot = current.snapshot().map_err(|e| self.error("reading", e))?;
+        let done = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), current.log_store(), operation)
+            .await
+            .map_err(|e| self.error("committing to", e))?;
+        Ok(done.version())
+    }
+
+    /// The Add actions of files a run wrote into this table.
+    pub fn adds(&self, files: &[WrittenFile]) -> Result<Vec<Add>> {
+        let root = self.location.object_path();
+        files.iter().map(|file| add_action(&root, file)).collect()
+    }
+
+    /// Version 0: the table's schema and partition columns, and the run's files.
+    async fn create(
+        &self,
+        change: TableChange,
+        adds: Vec<Action>,
+        properties: CommitProperties,
+    ) -> Result<u64> {
+        let Some(schema) = change.schema else {
+            return Err(EtlError::Delta(format!("{} has no Delta log", self.location)));
+        };
+        let schema: StructType = schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| self.error("declaring the schema of", e.into()))?;
+        let log_store = self.builder()?.build_storage().map_err(|e| self.error("opening", e))?;
+        let table = CreateBuilder::new()
+            .with_log_store(log_store)
+            .with_table_name(self.name.clone())
+            .with_columns(schema.fields().cloned())
+            .with_partition_columns(change.partition_by)
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .with_actions(adds)
+            .with_commit_properties(properties)
+            .await
+            .map_err(|e| self.error("creating", e))?;
+        Ok(table.version().unwrap_or(0))
+    }
+
+    fn error(&self, doing: &str, error: DeltaTableError) -> EtlError {
+        EtlError::Delta(format!("{doing} the Delta table {}: {error}", self.location))
+    }
+}
+
+/// The Add action of one written file: its path relative to the table as
+/// a URI, its partition values from its directory, and its statistics.
+fn add_action(table_root: &object_store::path::Path, file: &WrittenFile) -> Result<Add> {
+    let relative = file
+        .path
+        .strip_prefix(table_root.as_ref())
+        .map(|p| p.trim_start_matches('/'))
+        .ok_or_else(|| {
+            EtlError::Delta(format!("{} is not inside its table {table_root}", file.path))
+        })?;
+    let partition_values: HashMap<String, Option<String>> =
+        hive::partition_values(&file.partition).into_iter().collect();
+    Ok(Add {
+        path: percent_encoding::utf8_percent_encode(relative, PATH_KEEPS).to_string(),
+        partition_values,
+        size: file.bytes as i64,
+        modification_time: chrono::Utc::now().timestamp_millis(),
+        data_change: true,
+        stats: (!file.stats.is_empty()).then(|| file.stats.clone()),
+        tags: None,
+        deletion_vector: None,
+        base_row_id: None,
+        default_row_commit_version: None,
+        clustering_provider: None,
+    })
+}
+
+/// Lets delta-rs open `s3://` tables on the store we hand it. Its default
+/// log store commits with a conditional put (`If-None-Match: *`), which S3
+/// honours natively, so no lock table is needed.
+fn register_object_store_schemes() {
+    static REGISTERED: Once = Once::new();
+    REGISTERED.call_once(|| {
+        let s3 = Url::parse("s3://").expect("a URL");
+        logstore_factories().insert(s3, Arc::new(ConditionalPutLogStores));
+    });
+}
+
+struct ConditionalPutLogStores;
+
+impl LogStoreFactory for ConditionalPutLogStores {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> deltalake_core::DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(prefixed_store, root_store, location, options))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_add_names_its_file_relative_to_the_table_as_a_uri() {
+        let file = WrittenFile {
+            path: "out/songs/year=0/artist_id=AR%2FX/part-a1-00000.parquet".into(),
+            partition: "year=0/artist_id=AR%2FX".into(),
+            stats: r#"{"numRecords":1}"#.into(),
+            ..WrittenFile::example("songs", "", 1, 10)
+        };
+        let add = add_action(&"out/songs".into(), &file).unwrap();
+        assert_eq!(add.path, "year=0/artist_id=AR%252FX/part-a1-00000.parquet");
+        assert_eq!(add.partition_values["year"].as_deref(), Some("0"));
+        assert_eq!(add.partition_values["artist_id"].as_deref(), Some("AR/X"));
+        assert_eq!(add.stats.as_deref(), Some(r#"{"numRecords":1}"#));
+        assert_eq!(add.size, 10);
+    }
+}
