@@ -12,8 +12,11 @@ use e2e::{
     assert_success, binary, parquet_files, run_locally, shared_data, submit, workspace_input, workspace_root,
 };
 
-fn assert_hive_layout(run_dir: &str) {
-    let run = Path::new(run_dir.strip_prefix("file://").unwrap());
+/// The committed tables (a copy of what the Delta logs name, in `tables`)
+/// are hive-partitioned, and the run's folder holds its report and no
+/// working files.
+fn assert_hive_layout(tables: &Published, output: &Path) {
+    let run = Path::new(tables.run_dir.strip_prefix("file://").unwrap());
     let songplays = run.join("songplays/year=2018/month=11");
     let files: Vec<_> = std::fs::read_dir(&songplays)
         .expect("songplays/year=2018/month=11/ exists")
@@ -21,11 +24,12 @@ fn assert_hive_layout(run_dir: &str) {
     assert!(!files.is_empty());
     assert!(run.join("time/year=2018/month=11").is_dir());
     assert!(run.join("songs/year=0").is_dir());
-    assert!(run.join("_SUCCESS").is_file() && run.join("_report.json").is_file());
-    assert!(
-        !run.join("_staging").exists(),
-        "staging is removed on commit"
-    );
+    let run_folder = output.join("_runs").join(&tables.run_id);
+    assert!(run_folder.join("_report.json").is_file());
+    assert!(run_folder.join("_report.html").is_file());
+    for working in ["_staging", "_attempts"] {
+        assert!(!run_folder.join(working).exists(), "{working} is removed on commit");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,7 +44,7 @@ async fn workspace_subset_gives_the_reference_tables() {
     check_keys(&tables).await;
     check_types(&tables).await;
     check_event_facts(&tables).await;
-    assert_hive_layout(&tables.run_dir);
+    assert_hive_layout(&tables, output.path());
     check_workspace_match(&tables).await;
     check_small_file_format(&tables.run_dir);
 }
@@ -151,8 +155,8 @@ async fn the_year_layout_writes_one_songs_file_per_year_sorted_by_artist() {
         output.path(),
         &["--songs-layout", "year"],
     );
-    let run = std::fs::read_to_string(output.path().join("_LATEST")).unwrap();
-    let songs = output.path().join(run.trim()).join("songs");
+    let tables = Published::local(output.path()).await;
+    let songs = Path::new(tables.run_dir.strip_prefix("file://").unwrap()).join("songs");
     // One partition, so rows come back in file order.
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     let mut rows = 0;
@@ -230,17 +234,15 @@ async fn a_rerun_replaces_the_tables_without_duplicates() {
         first_ids
     );
     run_locally(&input, output.path(), &[]);
-    let runs: Vec<String> = std::fs::read_dir(output.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("run-"))
-        .collect();
-    assert_eq!(
-        runs.len(),
-        2,
-        "the latest and the previous run are kept: {runs:?}"
-    );
-    assert!(!runs.contains(&first.run_id), "the oldest run is removed");
+    let third = Published::local(output.path()).await;
+    check_counts(&third, &WORKSPACE).await;
+    for (table, view) in &third.delta {
+        assert_eq!(view.version, 2, "{table}: each run is one new version");
+    }
+    // Within --retain (7 days by default) the first run's files stay, so
+    // its version still reads whole.
+    let oldest = Published::local_delta(output.path(), Some(0)).await;
+    check_counts(&oldest, &WORKSPACE).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -385,7 +387,7 @@ fn help_explains_every_option() {
         .collect();
     assert_eq!(
         listed,
-        ["0", "1", "2", "3", "4", "5", "6", "7", "124", "130, 143"],
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "124", "130, 143"],
         "{exit_codes}"
     );
 }
@@ -404,8 +406,10 @@ const CHART_TITLES: [&str; 5] = [
 fn the_html_report_draws_the_numbers_of_the_json_report() {
     let output = tempfile::tempdir().unwrap();
     run_locally(&workspace_input(), output.path(), &[]);
-    let latest = std::fs::read_to_string(output.path().join("_LATEST")).unwrap();
-    let run = output.path().join(latest.trim());
+    let run = output
+        .path()
+        .join("_runs")
+        .join(e2e::tables::last_run_id(output.path()));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("_report.json")).unwrap()).unwrap();
     let html = std::fs::read_to_string(run.join("_report.html")).unwrap();

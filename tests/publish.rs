@@ -245,7 +245,7 @@ async fn a_second_run_is_version_1_and_version_0_still_reads_whole() {
     e2e::assert_success(&list);
     let listed = String::from_utf8_lossy(&list.stdout);
     assert!(listed.contains(&first.run_id), "{listed}");
-    assert_eq!(listed.matches("| run ").count(), 2, "{listed}");
+    assert_eq!(listed.matches("| run-").count(), 2, "{listed}");
     let rollback = submit(
         &["--output", output.path().to_str().unwrap(), "--rollback", &first.run_id],
         &[],

@@ -37,10 +37,13 @@ def storage_options():
 def duckdb_rows(path):
     """Rows of a local Delta table as DuckDB reads it, with the delta
     extension that the PyPI package duckdb-ext-delta ships (no network)."""
-    import duckdb
-    import duckdb_ext_delta
+    import importlib.util
 
-    extension = next(pathlib.Path(duckdb_ext_delta.__file__).parent.rglob("delta.duckdb_extension"))
+    import duckdb
+
+    # The package installs the extension file under duckdb_ext/, no module.
+    site = pathlib.Path(importlib.util.find_spec("duckdb").origin).parent.parent
+    extension = next((site / "duckdb_ext").rglob("delta.duckdb_extension"))
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
     con.execute(f"LOAD '{extension}'")
     return con.execute("SELECT count(*) FROM delta_scan(?)", [path]).fetchone()[0]

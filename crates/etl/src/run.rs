@@ -513,7 +513,7 @@ impl<'a> Run<'a> {
                 partition: format!("{STATUS}={STATUS_OK}"),
                 rows: 0,
                 bytes: listing.bytes() / partitions as u64,
-                task: i as u64,
+                task: i.to_string(),
                 stats: String::new(),
             })
             .collect()
@@ -836,22 +836,22 @@ fn int64_column<'a>(batch: &'a RecordBatch, name: &str, what: &str) -> Result<&'
 /// partition, each with all of its rows; the other attempt's files are
 /// then unreported, and deleted at the commit.
 fn one_attempt_per_task(job: &str, files: Vec<WrittenFile>) -> Vec<WrittenFile> {
-    let mut kept: HashMap<(&str, u64), &str> = HashMap::new();
+    let mut kept: HashMap<(&str, &str), &str> = HashMap::new();
     for file in &files {
         let writer = writer_of(&file.path).unwrap_or_default();
-        let entry = kept.entry((file.table.as_str(), file.task)).or_insert(writer);
+        let entry = kept.entry((file.table.as_str(), file.task.as_str())).or_insert(writer);
         if writer < *entry {
             *entry = writer;
         }
     }
     let keep = |file: &WrittenFile| {
-        kept.get(&(file.table.as_str(), file.task)).copied() == Some(writer_of(&file.path).unwrap_or_default())
+        kept.get(&(file.table.as_str(), file.task.as_str())).copied() == Some(writer_of(&file.path).unwrap_or_default())
     };
     let (kept_files, dropped): (Vec<_>, Vec<_>) = files.iter().partition(|f| keep(f));
     if !dropped.is_empty() {
         tracing::warn!(
             "{job}: the engine reported a second attempt at {} output partitions; kept one attempt each, {} files of the others go",
-            dropped.iter().map(|f| f.task).collect::<std::collections::HashSet<_>>().len(),
+            dropped.iter().map(|f| &f.task).collect::<std::collections::HashSet<_>>().len(),
             dropped.len()
         );
     }

@@ -137,9 +137,10 @@ pub struct WrittenFile {
     pub partition: String,
     pub rows: u64,
     pub bytes: u64,
-    /// The writer task's output partition: every attempt at it writes the
-    /// same rows, so the client keeps one attempt's files per task.
-    pub task: u64,
+    /// The engine's task (`<stage>/<task>`, attempt numbers left out):
+    /// every attempt at it writes the same rows, so the client keeps one
+    /// attempt's files per task.
+    pub task: String,
     /// Delta statistics (JSON), empty unless the spec asked for them.
     pub stats: String,
 }
@@ -154,7 +155,7 @@ impl WrittenFile {
             partition: partition.into(),
             rows,
             bytes,
-            task: 0,
+            task: String::new(),
             stats: String::new(),
         }
     }
@@ -168,7 +169,7 @@ pub fn written_files_schema() -> SchemaRef {
         Field::new("partition", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, false),
         Field::new("bytes", DataType::Int64, false),
-        Field::new("task", DataType::Int64, false),
+        Field::new("task", DataType::Utf8, false),
         Field::new("stats", DataType::Utf8, false),
     ]))
 }
@@ -190,8 +191,8 @@ pub fn written_files(batches: Vec<RecordBatch>) -> Result<Vec<WrittenFile>> {
         let text = |name: &str| column(name).and_then(|c| as_string_array(c));
         let number = |name: &str| column(name).and_then(|c| as_int64_array(c));
         let (table, path, partition) = (text("table")?, text("path")?, text("partition")?);
-        let (rows, bytes, task) = (number("rows")?, number("bytes")?, number("task")?);
-        let stats = text("stats")?;
+        let (rows, bytes) = (number("rows")?, number("bytes")?);
+        let (task, stats) = (text("task")?, text("stats")?);
         for i in 0..batch.num_rows() {
             files.push(WrittenFile {
                 table: table.value(i).to_string(),
@@ -199,7 +200,7 @@ pub fn written_files(batches: Vec<RecordBatch>) -> Result<Vec<WrittenFile>> {
                 partition: partition.value(i).to_string(),
                 rows: rows.value(i) as u64,
                 bytes: bytes.value(i) as u64,
-                task: task.value(i) as u64,
+                task: task.value(i).to_string(),
                 stats: stats.value(i).to_string(),
             });
         }
@@ -366,7 +367,7 @@ impl ExecutionPlan for ParquetWriterExec {
             self.clustered(),
             metrics,
         )?;
-        sink.task = partition as u64;
+        sink.task = task_of(&context, partition);
 
         let mut builder = RecordBatchReceiverStreamBuilder::new(written_files_schema(), 1);
         let sender = builder.tx();
@@ -378,12 +379,12 @@ impl ExecutionPlan for ParquetWriterExec {
                     report(&sender, &files).await;
                 }
             }
-            let (table, writer) = (sink.spec.table.clone(), sink.task_id.clone());
+            let (table, writer, task) = (sink.spec.table.clone(), sink.task_id.clone(), sink.task.clone());
             let (files, rows) = (sink.metrics.files.clone(), sink.metrics.rows.clone());
             let last = sink.finish().await?;
             // The writer id starts the name of every file this task wrote.
             tracing::info!(
-                "{table}: writer {writer} (partition {partition}) wrote {} files, {} rows",
+                "{table}: writer {writer} (task {task}) wrote {} files, {} rows",
                 files.value(),
                 rows.value()
             );
@@ -395,6 +396,27 @@ impl ExecutionPlan for ParquetWriterExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+}
+
+/// The task and partition a writer runs as, the same for every attempt at
+/// it. Ballista names a task `TID <job>/<stage>.<stage attempt>/<task>.<task
+/// attempt>` and numbers the partitions of each task's own plan from 0, so
+/// the partition number alone says nothing there; elsewhere (plain
+/// DataFusion) it is the task.
+fn task_of(context: &TaskContext, partition: usize) -> String {
+    let attempt_free = |part: &str| part.split('.').next().unwrap_or_default().to_string();
+    match context.task_id() {
+        Some(id) if id.starts_with("TID ") => {
+            let parts: Vec<&str> = id.split('/').collect();
+            match parts.as_slice() {
+                [_, stage, task] => {
+                    format!("{}/{}#{partition}", attempt_free(stage), attempt_free(task))
+                }
+                _ => id,
+            }
+        }
+        _ => partition.to_string(),
     }
 }
 
@@ -470,7 +492,7 @@ fn files_batch(files: &[WrittenFile]) -> Result<RecordBatch> {
             strings(|f| &f.partition),
             numbers(|f| f.rows),
             numbers(|f| f.bytes),
-            numbers(|f| f.task),
+            strings(|f| &f.task),
             strings(|f| &f.stats),
         ],
     )?)
@@ -635,7 +657,7 @@ struct PartitionedSink {
     open: HashMap<String, OpenFile>,
     task_id: String,
     /// The output partition this task writes ([`WrittenFile::task`]).
-    task: u64,
+    task: String,
     files_started: usize,
     /// Uploads, or batches of local writes, in flight.
     uploads: JoinSet<Result<Vec<WrittenFile>>>,
@@ -676,7 +698,7 @@ impl PartitionedSink {
             held: None,
             open: HashMap::new(),
             task_id: uuid::Uuid::now_v7().simple().to_string(),
-            task: 0,
+            task: String::new(),
             files_started: 0,
             uploads: JoinSet::new(),
             written: Vec::new(),
@@ -834,7 +856,7 @@ impl PartitionedSink {
             partition: file.partition,
             rows: file.rows,
             bytes: bytes.len() as u64,
-            task: self.task,
+            task: self.task.clone(),
             stats,
         };
         match &mut self.destination {

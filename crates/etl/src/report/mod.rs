@@ -260,9 +260,19 @@ impl RunReport {
                 ));
             }
         }
+        let readers = if self.versions.is_empty() {
+            format!("readers: {}/_LATEST", self.output.trim_end_matches('/'))
+        } else {
+            let versions: Vec<String> = self
+                .versions
+                .iter()
+                .map(|(table, version)| format!("{table} v{version}"))
+                .collect();
+            format!("Delta tables: {}", versions.join(", "))
+        };
         text.push_str(&format!(
-            "published {} in {:.2}s (readers: {}/_LATEST)\n",
-            self.published, self.seconds, self.output
+            "published {} in {:.2}s ({readers})\n",
+            self.published, self.seconds
         ));
         text
     }
