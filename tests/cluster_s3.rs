@@ -11,7 +11,8 @@ use e2e::expect::{
 use e2e::http::http_request;
 use e2e::tables::Published;
 use e2e::{
-    Daemon, assert_success, free_port, interrupt, workspace_input, spawn_submit, submit, workspace_root,
+    Daemon, assert_success, free_port, interrupt, spawn_submit, submit, workspace_input,
+    workspace_root,
 };
 
 /// Runs `submit` against `cluster`; returns its output.
@@ -40,9 +41,7 @@ async fn the_etl_runs_sharded_over_two_executors_from_s3_to_s3() {
     let logs = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(logs.path());
     s3.create_bucket("lake");
-    let uploaded = s3
-        .upload("lake", &workspace_input(), "raw")
-        .await;
+    let uploaded = s3.upload("lake", &workspace_input(), "raw").await;
     assert_eq!(uploaded, 71 + 30);
     let cluster = Cluster::start(2, 2, &s3.env(), logs.path());
 

@@ -269,7 +269,10 @@ impl Compose {
     /// The Delta tables the job published, as the other readers see them.
     async fn published(&self) -> Published {
         let env = [
-            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.s3_port)),
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.s3_port),
+            ),
             ("AWS_ACCESS_KEY_ID", "sparkify".to_string()),
             ("AWS_SECRET_ACCESS_KEY", "sparkify-local-secret".to_string()),
             ("AWS_REGION", "us-east-1".to_string()),

@@ -13,8 +13,8 @@ use e2e::expect::{WORKSPACE, check_counts, check_keys, check_workspace_match};
 use e2e::http::http_request;
 use e2e::tables::Published;
 use e2e::{
-    SubmitRun, assert_success, ended_within, interrupt, run_locally, workspace_input, spawn_submit,
-    submit, workspace_root,
+    SubmitRun, assert_success, ended_within, interrupt, run_locally, spawn_submit, submit,
+    workspace_input, workspace_root,
 };
 
 const SONG: &str = r#"{"num_songs": 1, "artist_id": "ARBAD01", "artist_latitude": null, "artist_longitude": null, "artist_location": "", "artist_name": "Bad Input Band", "song_id": "SOBAD01", "title": "Corpus", "duration": 200.5, "year": 2001}"#;
@@ -280,7 +280,7 @@ async fn reject_limits_and_strict_mode_stop_the_run() {
     let quarantine = Published::local(&dir.path().join("over")).await;
     assert_eq!(
         quarantine.count("rejects").await as u64,
-        4 + 3,
+        4 + 4,
         "the rejects of a stopped run are committed for inspection"
     );
 
@@ -376,11 +376,7 @@ async fn a_job_survives_an_executor_killed_in_the_middle() {
         "--output",
         output.to_str().unwrap(),
     ];
-    let result = submit(
-        &args,
-        &[("RUST_LOG", "etl::load::publish=info")],
-        &workspace_root(),
-    );
+    let result = submit(&args, &[("RUST_LOG", "etl::run=info")], &workspace_root());
     assert_success(&result);
     let killed = cluster.executors[1].log();
     assert!(
@@ -388,11 +384,11 @@ async fn a_job_survives_an_executor_killed_in_the_middle() {
         "the armed executor was killed mid-write:\n{killed}"
     );
     // The killed attempt had marked itself and written a file it never
-    // reported: publishing searched the run's folder and deleted it.
+    // reported: publishing searched the tables' folders and deleted it.
     let log = String::from_utf8_lossy(&result.stderr);
     let deleted = log
-        .split_once("wrote without reporting")
-        .and_then(|(_, rest)| rest.split_once("deleted "))
+        .split_once("task attempts were not kept")
+        .and_then(|(_, rest)| rest.split_once("deleted their "))
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .and_then(|n| n.parse::<u64>().ok());
     assert!(

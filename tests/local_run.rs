@@ -9,7 +9,8 @@ use e2e::expect::{
 };
 use e2e::tables::Published;
 use e2e::{
-    assert_success, binary, parquet_files, run_locally, shared_data, submit, workspace_input, workspace_root,
+    assert_success, binary, parquet_files, run_locally, shared_data, submit, workspace_input,
+    workspace_root,
 };
 
 /// The committed tables (a copy of what the Delta logs name, in `tables`)
@@ -28,7 +29,10 @@ fn assert_hive_layout(tables: &Published, output: &Path) {
     assert!(run_folder.join("_report.json").is_file());
     assert!(run_folder.join("_report.html").is_file());
     for working in ["_staging", "_attempts"] {
-        assert!(!run_folder.join(working).exists(), "{working} is removed on commit");
+        assert!(
+            !run_folder.join(working).exists(),
+            "{working} is removed on commit"
+        );
     }
 }
 
@@ -93,11 +97,7 @@ async fn a_month_of_plays_is_written_by_every_writer_task_in_time_order() {
     use std::collections::HashSet;
 
     let output = tempfile::tempdir().unwrap();
-    run_locally(
-        &workspace_input(),
-        output.path(),
-        &["--partitions", "3"],
-    );
+    run_locally(&workspace_input(), output.path(), &["--partitions", "3"]);
     let tables = Published::local(output.path()).await;
     check_counts(&tables, &WORKSPACE).await;
     let run = Path::new(tables.run_dir.strip_prefix("file://").unwrap());
@@ -387,7 +387,9 @@ fn help_explains_every_option() {
         .collect();
     assert_eq!(
         listed,
-        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "124", "130, 143"],
+        [
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "124", "130, 143"
+        ],
         "{exit_codes}"
     );
 }

@@ -9,8 +9,7 @@ use std::path::Path;
 use e2e::expect::{WORKSPACE, check_counts};
 use e2e::tables::Published;
 use e2e::{
-    ended_within, parquet_files, run_locally, spawn_submit, submit, workspace_input,
-    workspace_root,
+    ended_within, parquet_files, run_locally, spawn_submit, submit, workspace_input, workspace_root,
 };
 
 /// Crash points of a run, in the order a run reaches them (see `etl::crash`).
@@ -118,7 +117,11 @@ async fn a_delta_run_killed_at_any_point_leaves_every_table_at_a_committed_versi
     let output = tempfile::tempdir().unwrap();
     let input = workspace_input();
     run_locally(&input, output.path(), &[]);
-    assert_eq!(versions(output.path()), [0; 5], "the first run creates every table");
+    assert_eq!(
+        versions(output.path()),
+        [0; 5],
+        "the first run creates every table"
+    );
     let plays = "SELECT songplay_id, user_id, song_id FROM songplays ORDER BY songplay_id";
     let first_plays = Published::local(output.path()).await.rows(plays).await;
 
@@ -131,7 +134,11 @@ async fn a_delta_run_killed_at_any_point_leaves_every_table_at_a_committed_versi
             output.path().to_str().unwrap(),
         ];
         let killed = submit(&args, &[("SPARKIFY_CRASH_AT", point)], &workspace_root());
-        assert_eq!(killed.status.signal(), Some(9), "killed at {point}: {killed:?}");
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "killed at {point}: {killed:?}"
+        );
 
         let after = versions(output.path());
         let moved: Vec<i64> = before.iter().zip(&after).map(|(b, a)| a - b).collect();
@@ -140,7 +147,10 @@ async fn a_delta_run_killed_at_any_point_leaves_every_table_at_a_committed_versi
         } else {
             [0; 5]
         };
-        assert_eq!(moved, expected_moves, "killed at {point}, versions {before:?} -> {after:?}");
+        assert_eq!(
+            moved, expected_moves,
+            "killed at {point}, versions {before:?} -> {after:?}"
+        );
         // Whatever version each table is at, it is a whole one.
         let now = Published::local(output.path()).await;
         check_counts(&now, &WORKSPACE).await;
@@ -150,7 +160,11 @@ async fn a_delta_run_killed_at_any_point_leaves_every_table_at_a_committed_versi
         // it lapses; a run killed before claiming holds nothing.
         let rerun = submit(&args, &[], &workspace_root());
         if matches!(point, "committing" | "between-commits") {
-            assert_eq!(rerun.status.code(), Some(8), "the claim still holds: {rerun:?}");
+            assert_eq!(
+                rerun.status.code(),
+                Some(8),
+                "the claim still holds: {rerun:?}"
+            );
             let stderr = String::from_utf8_lossy(&rerun.stderr);
             assert!(stderr.contains("has been committing to"), "{stderr}");
             run_locally(&input, output.path(), &["--claim-timeout", "0s"]);
@@ -163,7 +177,11 @@ async fn a_delta_run_killed_at_any_point_leaves_every_table_at_a_committed_versi
             "after {point}, the rerun committed every table: {after:?} -> {after_rerun:?}"
         );
         let rerun = Published::local(output.path()).await;
-        assert_eq!(rerun.rows(plays).await, first_plays, "the rerun after {point}");
+        assert_eq!(
+            rerun.rows(plays).await,
+            first_plays,
+            "the rerun after {point}"
+        );
     }
 }
 
@@ -173,12 +191,18 @@ fn two_runs_at_once(input: &Path, output: &str) -> [(std::process::ExitStatus, S
     let hold = tempfile::tempdir().unwrap();
     let hold_dir = hold.path().to_str().unwrap();
     let args = ["--input", input.to_str().unwrap(), "--output", output];
-    let env = [("SPARKIFY_HOLD_AT", "written"), ("SPARKIFY_HOLD_DIR", hold_dir)];
+    let env = [
+        ("SPARKIFY_HOLD_AT", "written"),
+        ("SPARKIFY_HOLD_DIR", hold_dir),
+    ];
     let runs = [spawn_submit(&args, &env), spawn_submit(&args, &env)];
     let reached = || std::fs::read_dir(hold.path()).unwrap().count();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     while reached() < 2 {
-        assert!(std::time::Instant::now() < deadline, "both runs reach their hold point");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both runs reach their hold point"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::fs::write(hold.path().join("release"), "").unwrap();
@@ -204,7 +228,10 @@ async fn two_runs_at_once_publish_one_and_the_other_exits_8() {
 
         let after = versions(output.path());
         let moved: Vec<i64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-        assert_eq!(moved, [1; 5], "round {round}: one run committed each table once");
+        assert_eq!(
+            moved, [1; 5],
+            "round {round}: one run committed each table once"
+        );
         let tables = Published::local(output.path()).await;
         check_counts(&tables, &WORKSPACE).await;
         e2e::expect::check_keys(&tables).await;
@@ -247,7 +274,12 @@ async fn a_second_run_is_version_1_and_version_0_still_reads_whole() {
     assert!(listed.contains(&first.run_id), "{listed}");
     assert_eq!(listed.matches("| run-").count(), 2, "{listed}");
     let rollback = submit(
-        &["--output", output.path().to_str().unwrap(), "--rollback", &first.run_id],
+        &[
+            "--output",
+            output.path().to_str().unwrap(),
+            "--rollback",
+            &first.run_id,
+        ],
         &[],
         &workspace_root(),
     );
@@ -266,7 +298,11 @@ async fn a_second_run_is_version_1_and_version_0_still_reads_whole() {
             })
             .collect()
     };
-    assert_eq!(files(&rolled), files(&old), "the rollback holds the first run's files");
+    assert_eq!(
+        files(&rolled),
+        files(&old),
+        "the rollback holds the first run's files"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -91,8 +91,7 @@ impl S3Server {
     pub async fn with_workspace_input(log_dir: &Path) -> Self {
         let s3 = Self::start(log_dir);
         s3.create_bucket("lake");
-        s3.upload("lake", &workspace_input(), "raw")
-            .await;
+        s3.upload("lake", &workspace_input(), "raw").await;
         s3
     }
 

@@ -170,9 +170,20 @@ impl Published {
                 std::fs::write(to, bytes).unwrap();
             }
         }
-        let log = crate::cluster::list(store.as_ref(), &format!("{output_prefix}/_runs/_log")).await;
-        let newest = log.iter().filter(|k| k.ends_with(".json")).max().expect("a run record");
-        let record = store.get(&newest.as_str().into()).await.unwrap().bytes().await.unwrap();
+        let log =
+            crate::cluster::list(store.as_ref(), &format!("{output_prefix}/_runs/_log")).await;
+        let newest = log
+            .iter()
+            .filter(|k| k.ends_with(".json"))
+            .max()
+            .expect("a run record");
+        let record = store
+            .get(&newest.as_str().into())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
         let run_id = record["run_id"].as_str().unwrap().to_string();
         let run_dir = format!("file://{}", copy.path().display());

@@ -52,7 +52,10 @@ fn hold(name: &str) {
     let Ok(dir) = std::env::var(HOLD_DIR_ENV).map(std::path::PathBuf::from) else {
         return;
     };
-    tracing::info!("hold point {name} reached: waiting for {}", dir.join("release").display());
+    tracing::info!(
+        "hold point {name} reached: waiting for {}",
+        dir.join("release").display()
+    );
     let reached = dir.join(format!("reached-{}", std::process::id()));
     if let Err(e) = std::fs::write(&reached, name) {
         tracing::error!("hold point {name}: cannot write {}: {e}", reached.display());

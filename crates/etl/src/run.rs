@@ -44,10 +44,11 @@ use crate::load::delta::lake_log::{LakeLog, RunRecord};
 use crate::load::delta::table::DeltaTarget;
 use crate::load::delta::{Publication, TableFiles, remove_attempt_files};
 use crate::load::plan::WriteNode;
-use crate::load::publish::{self, RunLayout}; 
+use crate::load::publish::{self, RunLayout};
 use crate::load::staged::StagedFiles;
 use crate::load::writer::{
-    Clustering, ParquetWriterExec, WriteSpec, WrittenFile, plain_schema, store_url_of, writer_of, written_files,
+    Clustering, ParquetWriterExec, WriteSpec, WrittenFile, plain_schema, store_url_of, writer_of,
+    written_files,
 };
 use crate::location::Location;
 use crate::report::{InputReport, JobReport, RunReport, TableReport, charts};
@@ -164,7 +165,11 @@ pub async fn run_etl(
     let output_store = run.store(&config.output)?;
     publish::begin(&output_store, &run.layout).await?;
     let base = match config.table_format {
-        TableFormat::Delta => LakeLog::new(output_store, &config.output).last_claimed().await?,
+        TableFormat::Delta => {
+            LakeLog::new(output_store, &config.output)
+                .last_claimed()
+                .await?
+        }
         TableFormat::Parquet => None,
     };
     crash::point(crash::STARTED);
@@ -195,7 +200,8 @@ pub async fn run_etl(
         // The tables stay as they are; the quarantine becomes queryable.
         if let (TableFormat::Delta, Some(schema)) = (config.table_format, rejects_schema) {
             let rejects = run.rejects_table(schema, &committed)?;
-            run.publish_delta(vec![rejects], &committed, base, "rejects only").await?;
+            run.publish_delta(vec![rejects], &committed, base, "rejects only")
+                .await?;
         }
         return Err(too_many);
     }
@@ -228,7 +234,13 @@ pub async fn run_etl(
         if config.table_format == TableFormat::Delta {
             let partition_by = table.partition_by.iter().map(|c| c.to_string()).collect();
             let target = run.delta_target(table.name);
-            delta_tables.push(TableFiles::written(target, schema, partition_by, &files, true)?);
+            delta_tables.push(TableFiles::written(
+                target,
+                schema,
+                partition_by,
+                &files,
+                true,
+            )?);
         }
         committed.extend(files);
     }
@@ -261,7 +273,9 @@ pub async fn run_etl(
     match config.table_format {
         TableFormat::Parquet => run.publish(&report, &committed).await?,
         TableFormat::Delta => {
-            let record = run.publish_delta(delta_tables, &committed, base, "run").await?;
+            let record = run
+                .publish_delta(delta_tables, &committed, base, "run")
+                .await?;
             report.versions = record.tables;
             run.write_report(&report).await?;
         }
@@ -281,11 +295,17 @@ pub async fn list_runs(ctx: &SessionContext, output: &Location) -> Result<String
 
 /// Commits every table of the Delta lake in `config.output` back to its
 /// contents after `run_id`, as a new run.
-pub async fn roll_back(ctx: &SessionContext, config: &RunConfig, run_id: &str) -> Result<RunRecord> {
+pub async fn roll_back(
+    ctx: &SessionContext,
+    config: &RunConfig,
+    run_id: &str,
+) -> Result<RunRecord> {
     let store = store_of(ctx, &config.output)?;
     let layout = RunLayout::new(config.output.clone(), TableFormat::Delta);
     let publication = Publication {
-        base: LakeLog::new(Arc::clone(&store), &config.output).last_claimed().await?,
+        base: LakeLog::new(Arc::clone(&store), &config.output)
+            .last_claimed()
+            .await?,
         store,
         output: config.output.clone(),
         run_id: layout.run_id.clone(),
@@ -395,7 +415,9 @@ impl<'a> Run<'a> {
         DeltaTarget {
             name: name.to_string(),
             location: self.layout.table(name),
-            store: self.store(&self.config.output).expect("the output's store was resolved at the start"),
+            store: self
+                .store(&self.config.output)
+                .expect("the output's store was resolved at the start"),
         }
     }
 
@@ -794,7 +816,8 @@ impl<'a> Run<'a> {
         let store = self.store(&self.config.output)?;
         let unreported = publish::discard_working_files(&store, &self.layout, files).await?;
         if !unreported.is_empty() {
-            let locations: Vec<Location> = tables.iter().map(|t| t.target.location.clone()).collect();
+            let locations: Vec<Location> =
+                tables.iter().map(|t| t.target.location.clone()).collect();
             let deleted = remove_attempt_files(&store, &locations, &unreported).await?;
             tracing::info!(
                 "{}: {} task attempts were not kept; deleted their {deleted} files",
@@ -839,19 +862,27 @@ fn one_attempt_per_task(job: &str, files: Vec<WrittenFile>) -> Vec<WrittenFile> 
     let mut kept: HashMap<(&str, &str), &str> = HashMap::new();
     for file in &files {
         let writer = writer_of(&file.path).unwrap_or_default();
-        let entry = kept.entry((file.table.as_str(), file.task.as_str())).or_insert(writer);
+        let entry = kept
+            .entry((file.table.as_str(), file.task.as_str()))
+            .or_insert(writer);
         if writer < *entry {
             *entry = writer;
         }
     }
     let keep = |file: &WrittenFile| {
-        kept.get(&(file.table.as_str(), file.task.as_str())).copied() == Some(writer_of(&file.path).unwrap_or_default())
+        kept.get(&(file.table.as_str(), file.task.as_str()))
+            .copied()
+            == Some(writer_of(&file.path).unwrap_or_default())
     };
     let (kept_files, dropped): (Vec<_>, Vec<_>) = files.iter().partition(|f| keep(f));
     if !dropped.is_empty() {
         tracing::warn!(
             "{job}: the engine reported a second attempt at {} output partitions; kept one attempt each, {} files of the others go",
-            dropped.iter().map(|f| &f.task).collect::<std::collections::HashSet<_>>().len(),
+            dropped
+                .iter()
+                .map(|f| &f.task)
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
             dropped.len()
         );
     }

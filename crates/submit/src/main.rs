@@ -292,7 +292,10 @@ async fn manage_lake(args: &Args, config: &etl::run::RunConfig) -> anyhow::Resul
             versions.join(", ")
         ));
     }
-    print_out(&format!("{}\n", etl::run::list_runs(&ctx, &config.output).await?))
+    print_out(&format!(
+        "{}\n",
+        etl::run::list_runs(&ctx, &config.output).await?
+    ))
 }
 
 /// Prints to stdout. A reader that closed it (`submit | head`) has seen

@@ -35,7 +35,11 @@ pub fn push_partition(dir: &mut String, name: &str, value: Option<&str>) {
 /// unescaped, in order; `None` for the null partition. What Delta's
 /// `partitionValues` records for each file.
 pub fn partition_values(dir: &str) -> Vec<(String, Option<String>)> {
-    let decode = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned();
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     dir.split('/')
         .filter(|part| !part.is_empty())
         .map(|part| {

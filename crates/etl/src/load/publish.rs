@@ -31,12 +31,12 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 
+use super::TableFormat;
 use super::writer::{WrittenFile, writer_of};
 use crate::error::{EtlError, Result};
 use crate::local_disk;
 use crate::location::Location;
 use crate::schema::InputKind;
-use super::TableFormat;
 
 /// Name of the pointer object at the top of the output.
 pub const LATEST: &str = "_LATEST";

@@ -379,7 +379,11 @@ impl ExecutionPlan for ParquetWriterExec {
                     report(&sender, &files).await;
                 }
             }
-            let (table, writer, task) = (sink.spec.table.clone(), sink.task_id.clone(), sink.task.clone());
+            let (table, writer, task) = (
+                sink.spec.table.clone(),
+                sink.task_id.clone(),
+                sink.task.clone(),
+            );
             let (files, rows) = (sink.metrics.files.clone(), sink.metrics.rows.clone());
             let last = sink.finish().await?;
             // The writer id starts the name of every file this task wrote.

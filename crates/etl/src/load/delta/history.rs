@@ -20,16 +20,21 @@ use crate::error::{EtlError, Result};
 /// The recorded runs as a table for the terminal, oldest first.
 pub fn runs_table(records: &[RunRecord]) -> String {
     let mut table = Table::new();
-    let names: Vec<String> = records
-        .iter()
-        .flat_map(|r| r.tables.keys().cloned())
-        .fold(Vec::new(), |mut names, name| {
+    let names: Vec<String> = records.iter().flat_map(|r| r.tables.keys().cloned()).fold(
+        Vec::new(),
+        |mut names, name| {
             if !names.contains(&name) {
                 names.push(name);
             }
             names
-        });
-    let mut header = vec!["seq".to_string(), "run".into(), "committed at".into(), "action".into()];
+        },
+    );
+    let mut header = vec![
+        "seq".to_string(),
+        "run".into(),
+        "committed at".into(),
+        "action".into(),
+    ];
     header.extend(names.iter().cloned());
     table.set_header(header);
     for record in records {
@@ -40,7 +45,10 @@ pub fn runs_table(records: &[RunRecord]) -> String {
             record.action.clone(),
         ];
         row.extend(names.iter().map(|name| {
-            record.tables.get(name).map_or_else(String::new, |v| format!("v{v}"))
+            record
+                .tables
+                .get(name)
+                .map_or_else(String::new, |v| format!("v{v}"))
         }));
         table.add_row(row);
     }
@@ -60,7 +68,11 @@ pub async fn roll_back(
         return Err(EtlError::Location(format!(
             "no run {run_id} in {} (recorded runs: {})",
             publication.output,
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         )));
     };
     let mut tables = Vec::new();

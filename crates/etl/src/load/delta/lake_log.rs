@@ -61,7 +61,9 @@ impl LakeLog {
     }
 
     fn path(&self, seq: u64, extension: &str) -> Path {
-        self.dir.object_path().join(format!("{seq:020}.{extension}"))
+        self.dir
+            .object_path()
+            .join(format!("{seq:020}.{extension}"))
     }
 
     /// The highest sequence number claimed so far, if any.
@@ -156,9 +158,12 @@ impl LakeLog {
         let Some(bytes) = self.read(&self.path(seq, "json")).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| EtlError::Delta(format!("{}/{seq:020}.json is not a run record: {e}", self.dir)))
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            EtlError::Delta(format!(
+                "{}/{seq:020}.json is not a run record: {e}",
+                self.dir
+            ))
+        })
     }
 
     /// Every settled run, oldest first.
@@ -174,9 +179,13 @@ impl LakeLog {
     }
 
     async fn read_claim(&self, seq: u64) -> Result<Claim> {
-        let bytes = self.read(&self.path(seq, "claim")).await?.unwrap_or_default();
-        serde_json::from_slice(&bytes)
-            .map_err(|e| EtlError::Delta(format!("{}/{seq:020}.claim is not a claim: {e}", self.dir)))
+        let bytes = self
+            .read(&self.path(seq, "claim"))
+            .await?
+            .unwrap_or_default();
+        serde_json::from_slice(&bytes).map_err(|e| {
+            EtlError::Delta(format!("{}/{seq:020}.claim is not a claim: {e}", self.dir))
+        })
     }
 
     async fn read(&self, path: &Path) -> Result<Option<bytes::Bytes>> {
@@ -224,7 +233,11 @@ mod tests {
             other => panic!("exactly one claim succeeds: {other:?}"),
         };
         assert!(matches!(lost, EtlError::ConcurrentRun(_)));
-        assert!(lost.to_string().starts_with(&format!("run {won} committed to file://")), "{lost}");
+        assert!(
+            lost.to_string()
+                .starts_with(&format!("run {won} committed to file://")),
+            "{lost}"
+        );
         assert_eq!(log.last_claimed().await.unwrap(), Some(1));
     }
 
@@ -234,7 +247,12 @@ mod tests {
         log.claim(1, "run-a").await.unwrap();
         let hour = Duration::from_secs(3600);
         let blocked = log.check_settled(1, hour).await.unwrap_err();
-        assert!(blocked.to_string().contains("run run-a has been committing"), "{blocked}");
+        assert!(
+            blocked
+                .to_string()
+                .contains("run run-a has been committing"),
+            "{blocked}"
+        );
         log.check_settled(1, Duration::ZERO).await.unwrap();
 
         let record = RunRecord {

@@ -114,7 +114,11 @@ impl Publication {
                 .target
                 .commit(current.as_ref(), table.change, &self.run_id)
                 .await?;
-            tracing::info!("{}: {} is at version {version}", self.run_id, table.target.name);
+            tracing::info!(
+                "{}: {} is at version {version}",
+                self.run_id,
+                table.target.name
+            );
             versions.insert(table.target.name.clone(), version);
             crate::crash::point(crate::crash::BETWEEN_COMMITS);
         }

@@ -33,7 +33,10 @@ pub fn file_stats(schema: &Schema, metadata: &ParquetMetaData) -> Result<String>
         nulls.insert(field.name().clone(), json!(null_count));
         let lows = converter.row_group_mins(row_groups.iter())?;
         let highs = converter.row_group_maxes(row_groups.iter())?;
-        let (low, high) = (extreme(&lows, Ordering::Less)?, extreme(&highs, Ordering::Greater)?);
+        let (low, high) = (
+            extreme(&lows, Ordering::Less)?,
+            extreme(&highs, Ordering::Greater)?,
+        );
         if let (Some(low), Some(high)) = (low.and_then(stat_value), high.and_then(stat_value)) {
             mins.insert(field.name().clone(), low);
             maxes.insert(field.name().clone(), high);
@@ -80,7 +83,9 @@ fn stat_value(value: ScalarValue) -> Option<Value> {
         ScalarValue::Float32(Some(v)) if v.is_finite() => Some(json!(v)),
         ScalarValue::Float64(Some(v)) if v.is_finite() => Some(json!(v)),
         ScalarValue::Boolean(Some(v)) => Some(json!(v)),
-        ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) | ScalarValue::Utf8View(Some(v))
+        ScalarValue::Utf8(Some(v))
+        | ScalarValue::LargeUtf8(Some(v))
+        | ScalarValue::Utf8View(Some(v))
             if v.chars().count() <= MAX_STAT_STRING =>
         {
             Some(json!(v))

@@ -64,7 +64,8 @@ pub struct TableChange {
 
 impl DeltaTarget {
     fn url(&self) -> Result<Url> {
-        Url::parse(&self.location.url()).map_err(|e| EtlError::Location(format!("{}: {e}", self.location)))
+        Url::parse(&self.location.url())
+            .map_err(|e| EtlError::Location(format!("{}: {e}", self.location)))
     }
 
     fn builder(&self) -> Result<DeltaTableBuilder> {
@@ -101,7 +102,10 @@ impl DeltaTarget {
         mut change: TableChange,
         run_id: &str,
     ) -> Result<u64> {
-        let adds: Vec<Action> = std::mem::take(&mut change.adds).into_iter().map(Action::Add).collect();
+        let adds: Vec<Action> = std::mem::take(&mut change.adds)
+            .into_iter()
+            .map(Action::Add)
+            .collect();
         let properties = CommitProperties::default()
             .with_max_retries(0)
             .with_metadata([(RUN_ID_KEY.to_string(), run_id.into())]);
@@ -120,7 +124,11 @@ impl DeltaTarget {
         }
         actions.extend(adds);
         let operation = DeltaOperation::Write {
-            mode: if change.replace { SaveMode::Overwrite } else { SaveMode::Append },
+            mode: if change.replace {
+                SaveMode::Overwrite
+            } else {
+                SaveMode::Append
+            },
             partition_by: Some(change.partition_by),
             predicate: None,
         };
@@ -147,13 +155,19 @@ impl DeltaTarget {
         properties: CommitProperties,
     ) -> Result<u64> {
         let Some(schema) = change.schema else {
-            return Err(EtlError::Delta(format!("{} has no Delta log", self.location)));
+            return Err(EtlError::Delta(format!(
+                "{} has no Delta log",
+                self.location
+            )));
         };
         let schema: StructType = schema
             .as_ref()
             .try_into_kernel()
             .map_err(|e| self.error("declaring the schema of", e.into()))?;
-        let log_store = self.builder()?.build_storage().map_err(|e| self.error("opening", e))?;
+        let log_store = self
+            .builder()?
+            .build_storage()
+            .map_err(|e| self.error("opening", e))?;
         let table = CreateBuilder::new()
             .with_log_store(log_store)
             .with_table_name(self.name.clone())
@@ -168,7 +182,10 @@ impl DeltaTarget {
     }
 
     fn error(&self, doing: &str, error: DeltaTableError) -> EtlError {
-        EtlError::Delta(format!("{doing} the Delta table {}: {error}", self.location))
+        EtlError::Delta(format!(
+            "{doing} the Delta table {}: {error}",
+            self.location
+        ))
     }
 }
 
@@ -180,10 +197,14 @@ fn add_action(table_root: &object_store::path::Path, file: &WrittenFile) -> Resu
         .strip_prefix(table_root.as_ref())
         .map(|p| p.trim_start_matches('/'))
         .ok_or_else(|| {
-            EtlError::Delta(format!("{} is not inside its table {table_root}", file.path))
+            EtlError::Delta(format!(
+                "{} is not inside its table {table_root}",
+                file.path
+            ))
         })?;
-    let partition_values: HashMap<String, Option<String>> =
-        hive::partition_values(&file.partition).into_iter().collect();
+    let partition_values: HashMap<String, Option<String>> = hive::partition_values(&file.partition)
+        .into_iter()
+        .collect();
     Ok(Add {
         path: percent_encoding::utf8_percent_encode(relative, PATH_KEEPS).to_string(),
         partition_values,
@@ -220,7 +241,12 @@ impl LogStoreFactory for ConditionalPutLogStores {
         location: &Url,
         options: &StorageConfig,
     ) -> deltalake_core::DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(prefixed_store, root_store, location, options))
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
     }
 }
 
