@@ -356,12 +356,28 @@ fn bad_locations_fail_with_one_line_and_an_exit_code() {
     );
 
     let malformed = submit(&["--input", "s3://", "--output", "/tmp/unused"], &[], &root);
-    assert_eq!(malformed.status.code(), Some(3));
+    assert_eq!(malformed.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&malformed.stderr);
     assert!(
         stderr.contains("names no bucket") && !stderr.contains("panicked"),
         "{stderr}"
     );
+
+    // An empty path segment is refused before anything is written: it
+    // once became the file system's root.
+    let input = workspace_input();
+    let scratch = tempfile::tempdir().unwrap();
+    let output = format!("file://{}//o", scratch.path().display());
+    let empty_segment = submit(
+        &["--input", input.to_str().unwrap(), "--output", &output],
+        &[],
+        &root,
+    );
+    assert_eq!(empty_segment.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&empty_segment.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("unusable path"), "{stderr}");
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -380,9 +396,27 @@ fn help_explains_every_option() {
     ] {
         assert!(text.contains(option), "--help mentions {option}:\n{text}");
     }
+    // The README's options table is checked against --help, the source of truth.
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let options: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches([',', '.', ')', ':']))
+        .filter(|w| !w.contains('='))
+        .collect();
+    for option in options {
+        if option != "--help" && option != "--version" {
+            assert!(
+                readme.contains(&format!("`{option}")),
+                "README's options table lacks {option}"
+            );
+        }
+    }
     let (_, exit_codes) = text.split_once("Exit codes:\n").expect("an exit code list");
     let listed: Vec<&str> = exit_codes
         .lines()
+        // Continuation lines of a long meaning start with a word.
+        .filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit()))
         .filter_map(|line| line.trim().split("  ").next())
         .collect();
     assert_eq!(
@@ -651,4 +685,110 @@ async fn the_executor_memory_budget_bounds_every_task() {
     assert_success(&run("64MiB"));
     let tables = Published::local(output.path()).await;
     check_counts(&tables, &WORKSPACE).await;
+}
+
+/// Writes `text` at `relative` under `root`, making its folders.
+fn write_input(root: &Path, relative: &str, text: &str) {
+    let path = root.join(relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strange_values_are_quarantined_and_an_emptied_input_publishes_nothing() {
+    let input = tempfile::tempdir().unwrap();
+    let root = input.path();
+    write_input(
+        root,
+        "song_data/A/a.json",
+        &song_json("SO1", "Tune", "AR1", "Band", 2000),
+    );
+    let huge_year =
+        song_json("SO2", "Tune", "AR2", "Band", 0).replace(r#""year": 0"#, r#""year": 3000000000"#);
+    write_input(root, "song_data/A/b.json", &huge_year);
+    let long_artist = format!("AR{}", "X".repeat(300));
+    write_input(
+        root,
+        "song_data/A/c.json",
+        &song_json("SO3", "Tune", &long_artist, "Band", 2000),
+    );
+    let plays: Vec<String> = (0..3)
+        .map(|i| event_json("NextSong", 1_542_000_000_000 + i, "free"))
+        .collect();
+    let repeated = event_json("NextSong", 1_542_000_000_000, "free")
+        .replace(r#""userId":"7"}"#, r#""userId":"7","ts":0}"#);
+    write_input(
+        root,
+        "log_data/2018/11/2018-11-12-events.json",
+        &[plays[0].clone(), repeated].join("\n"),
+    );
+    write_input(
+        root,
+        "log_data/2018/11/2018-11-13-events.json",
+        &format!("[{}, {}]", plays[1], plays[2]),
+    );
+    let output = tempfile::tempdir().unwrap();
+    run_locally(root, output.path(), &[]);
+
+    let tables = Published::local(output.path()).await;
+    assert_eq!(tables.count("songs").await, 1);
+    assert_eq!(
+        tables.count("songplays").await,
+        3,
+        "the array's two plays count"
+    );
+    let rejects = tables
+        .rows("SELECT input, CAST(reject_line AS VARCHAR), reject_reason FROM rejects ORDER BY input, reject_reason")
+        .await;
+    assert_eq!(
+        rejects,
+        [
+            ["events", "2", r#"key "ts" appears twice in the record"#],
+            [
+                "songs",
+                "1",
+                "artist_id is 302 bytes as a partition directory name, more than 200"
+            ],
+            ["songs", "1", "year 3000000000 is out of range for an int"],
+        ]
+    );
+
+    // Every line of the logs broken: the run stops instead of replacing
+    // the tables with empty ones, and says why in one line.
+    for day in ["12", "13"] {
+        write_input(
+            root,
+            &format!("log_data/2018/11/2018-11-{day}-events.json"),
+            "x\nx\n",
+        );
+    }
+    let args = [
+        "--input",
+        root.to_str().unwrap(),
+        "--output",
+        output.path().to_str().unwrap(),
+    ];
+    let emptied = submit(&args, &[], &workspace_root());
+    assert_eq!(emptied.status.code(), Some(7));
+    let stderr = String::from_utf8_lossy(&emptied.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("all 4 events records were rejected"),
+        "{stderr}"
+    );
+    let unchanged = Published::local(output.path()).await;
+    assert_eq!(unchanged.count("songplays").await, 3);
+    for (table, view) in unchanged.delta.iter().filter(|(t, _)| *t != "_rejects") {
+        assert_eq!(view.version, 0, "{table} is as the good run left it");
+    }
+
+    let allowed = submit(
+        &[&args[..], &["--allow-empty"]].concat(),
+        &[],
+        &workspace_root(),
+    );
+    assert_success(&allowed);
+    let emptied = Published::local(output.path()).await;
+    assert_eq!(emptied.count("songplays").await, 0);
+    assert_eq!(emptied.count("songs").await, 1);
 }

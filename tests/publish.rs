@@ -90,8 +90,18 @@ async fn a_parquet_run_killed_at_any_point_leaves_the_published_tables_intact() 
         check_counts(&now, &WORKSPACE).await;
         assert_eq!(now.rows(plays).await, first_plays, "killed at {point}");
 
-        // The next run publishes and removes what the killed run left.
-        run_locally(&input, output.path(), &parquet);
+        // The killed run still holds the output: the next run refuses to
+        // start until the claim lapses, then publishes and removes what
+        // the killed run left.
+        let blocked = submit(&args, &[], &workspace_root());
+        assert_eq!(blocked.status.code(), Some(8), "after {point}: {blocked:?}");
+        let stderr = String::from_utf8_lossy(&blocked.stderr);
+        assert!(stderr.contains("holds file://"), "{stderr}");
+        run_locally(
+            &input,
+            output.path(),
+            &[&parquet[..], &["--claim-timeout", "0s"]].concat(),
+        );
         let rerun = Published::local(output.path()).await;
         assert_eq!(
             rerun.rows(plays).await,
@@ -166,7 +176,7 @@ async fn a_delta_run_killed_at_any_point_leaves_every_table_at_a_committed_versi
                 "the claim still holds: {rerun:?}"
             );
             let stderr = String::from_utf8_lossy(&rerun.stderr);
-            assert!(stderr.contains("has been committing to"), "{stderr}");
+            assert!(stderr.contains("holds file://"), "{stderr}");
             run_locally(&input, output.path(), &["--claim-timeout", "0s"]);
         } else {
             e2e::assert_success(&rerun);
@@ -207,6 +217,49 @@ fn two_runs_at_once(input: &Path, output: &str) -> [(std::process::ExitStatus, S
     }
     std::fs::write(hold.path().join("release"), "").unwrap();
     runs.map(|run| ended_within(run, std::time::Duration::from_secs(300), "its release"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parquet_run_holds_the_output_and_a_second_one_refuses_to_start() {
+    let output = tempfile::tempdir().unwrap();
+    let input = workspace_input();
+    let hold = tempfile::tempdir().unwrap();
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.path().to_str().unwrap(),
+        "--table-format",
+        "parquet",
+    ];
+    let env = [
+        ("SPARKIFY_HOLD_AT", "written"),
+        ("SPARKIFY_HOLD_DIR", hold.path().to_str().unwrap()),
+    ];
+    let first = spawn_submit(&args, &env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while std::fs::read_dir(hold.path()).unwrap().count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run reaches its hold point"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The first run has written its tables and not published them yet.
+    let second = submit(&args, &[], &workspace_root());
+    assert_eq!(second.status.code(), Some(8), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("holds file://"), "{stderr}");
+
+    std::fs::write(hold.path().join("release"), "").unwrap();
+    let (status, stderr) = ended_within(first, std::time::Duration::from_secs(300), "its release");
+    assert!(status.success(), "{stderr}");
+    let tables = Published::local(output.path()).await;
+    check_counts(&tables, &WORKSPACE).await;
+    // Nothing of the refused run is left but what the next run removes,
+    // and the next run starts: the first one settled its lease.
+    run_locally(&input, output.path(), &args[4..]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,21 +1,16 @@
-//! What every role of a Sparkify Lake cluster shares, and how each starts.
+//! What every role of a Sparkify Lake cluster shares, and how the scheduler
+//! and the executor start (the client's side is the `client` crate).
 //!
 //! - [`object_stores`]: how `s3://` and local locations resolve, on every role;
 //! - [`session`]: the session settings, runtime and plan codec of every role;
 //! - [`scheduler`], [`executor`]: Ballista's scheduler and executor with our setup;
-//! - [`embedded`]: both in the client process, for the zero-setup default;
-//! - [`engine`]: submitting jobs and following their progress; [`rest`]: the
-//!   scheduler's REST API; [`shuffle`]: the bytes each stage shuffled, an
-//!   endpoint of our scheduler; [`explain`]: a job's stages without running it.
+//! - [`shuffle`]: the bytes each stage shuffled, an endpoint of our
+//!   scheduler that the client reads;
+//! - [`logging`]: how every role logs.
 
-pub mod embedded;
-pub mod engine;
-pub mod error;
 pub mod executor;
-pub mod explain;
 pub mod logging;
 pub mod object_stores;
-pub mod rest;
 pub mod scheduler;
 pub mod session;
 pub mod shuffle;

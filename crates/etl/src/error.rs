@@ -2,7 +2,9 @@
 
 use datafusion::error::DataFusionError;
 
-use crate::extract::scan::STRICT_REJECT;
+/// Starts the error of a job stopped by `--strict` (raised by the scan
+/// tasks), so callers can tell it from other failures.
+pub const STRICT_REJECT: &str = "rejected input record";
 
 pub type Result<T, E = EtlError> = std::result::Result<T, E>;
 
@@ -18,7 +20,15 @@ pub enum EtlError {
     )]
     NoInput { location: String, ignored: usize },
 
-    /// An object store request failed; `context` says what we were doing.
+    /// Reading the input failed; `context` says what we were doing.
+    #[error("{context}: {}", store_reason(error))]
+    Input {
+        context: String,
+        error: object_store::Error,
+    },
+
+    /// An object store request about the output failed; `context` says
+    /// what we were doing.
     #[error("{context}: {}", store_reason(error))]
     Store {
         context: String,
@@ -44,6 +54,12 @@ pub enum EtlError {
         limit: String,
         rejects: String,
     },
+
+    /// The run would replace tables with empty ones: every record of an
+    /// input was rejected, or a table has no rows while its input has
+    /// records (`--allow-empty` accepts it).
+    #[error("{0}; nothing was published (--allow-empty publishes it anyway)")]
+    Empty(String),
 
     /// `--strict` stopped the run at a record that cannot be loaded.
     #[error("{0}")]
@@ -113,6 +129,15 @@ impl EtlError {
         EtlError::Store {
             context: context.into(),
             error: source,
+        }
+    }
+
+    /// The same failure, about the input: exit code 3 where the output's
+    /// failures exit 4.
+    pub fn about_input(self) -> Self {
+        match self {
+            EtlError::Store { context, error } => EtlError::Input { context, error },
+            other => other,
         }
     }
 

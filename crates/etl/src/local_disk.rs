@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use datafusion::common::{DataFusionError, Result};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -26,11 +25,6 @@ use walkdir::{DirEntry, WalkDir};
 /// The store `file://` URLs are registered with (see the `cluster` crate),
 /// used here for the names [`file_of`] leaves to it.
 static LOCAL: LazyLock<LocalFileSystem> = LazyLock::new(LocalFileSystem::new);
-
-/// Whether a store URL names the local file system.
-pub fn is_local(url: &ObjectStoreUrl) -> bool {
-    url.as_str().starts_with("file://")
-}
 
 /// The file an object path names in the `file://` store: the path's text
 /// under `/`. The store's own mapping builds a `url::Url` of each path and

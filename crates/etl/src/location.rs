@@ -4,7 +4,12 @@
 
 use std::fmt;
 use std::path::Path as FsPath;
+use std::sync::Arc;
 
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use object_store::ObjectStore;
 use object_store::path::Path;
 use url::Url;
 
@@ -56,7 +61,31 @@ impl Location {
             let path = format!("{}/", url.path());
             url.set_path(&path);
         }
+        // Checked here, once: a path object_store cannot take (an empty
+        // segment, `a//b`) would otherwise become the store's root.
+        Path::from_url_path(url.path())
+            .map_err(|e| EtlError::Location(format!("'{text}' has an unusable path: {e}")))?;
         Ok(Self { url })
+    }
+
+    /// A location as a plan carries it, read back inside a task: a URL
+    /// the client checked with [`Location::parse`] before sending it.
+    pub fn of_plan(url: &str) -> datafusion::common::Result<Self> {
+        Self::parse(url).map_err(|e| DataFusionError::Configuration(e.to_string()))
+    }
+
+    /// DataFusion's key for the store of this location.
+    pub fn object_store_url(&self) -> ObjectStoreUrl {
+        ObjectStoreUrl::parse(self.store_url()).expect("scheme://authority is a store URL")
+    }
+
+    /// The store a task reaches this location through, as its runtime
+    /// registered it.
+    pub fn task_store(
+        &self,
+        context: &TaskContext,
+    ) -> datafusion::common::Result<Arc<dyn ObjectStore>> {
+        context.runtime_env().object_store(self.object_store_url())
     }
 
     /// `file://` or `s3://bucket`: the key of the object store.
@@ -66,7 +95,7 @@ impl Location {
 
     /// The folder's path within its store.
     pub fn object_path(&self) -> Path {
-        Path::from_url_path(self.url.path()).unwrap_or_default()
+        Path::from_url_path(self.url.path()).expect("checked when parsed")
     }
 
     /// A sub-folder.
@@ -156,6 +185,8 @@ mod tests {
             ("gs://bucket/x", "unsupported scheme 'gs'"),
             ("s3://bu cket/x", "not a valid URL"),
             ("", "empty location"),
+            ("file:///some/dir//o", "unusable path"),
+            ("s3://lake//o", "unusable path"),
         ] {
             let error = Location::parse(text).unwrap_err().to_string();
             assert!(error.contains(expect), "{text}: {error}");

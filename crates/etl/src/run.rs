@@ -40,15 +40,14 @@ use crate::extract::listing::{InputListing, list_input};
 use crate::extract::scan::{RawScanExec, RejectPolicy, ScanSpec, file_list};
 use crate::load::TableFormat;
 use crate::load::delta::history;
-use crate::load::delta::lake_log::{LakeLog, RunRecord};
 use crate::load::delta::table::DeltaTarget;
 use crate::load::delta::{Publication, TableFiles, remove_attempt_files};
+use crate::load::lake_log::{LakeLog, Lease, RunRecord};
 use crate::load::plan::WriteNode;
 use crate::load::publish::{self, RunLayout};
 use crate::load::staged::StagedFiles;
 use crate::load::writer::{
-    Clustering, ParquetWriterExec, WriteSpec, WrittenFile, plain_schema, store_url_of, writer_of,
-    written_files,
+    Clustering, ParquetWriterExec, WriteSpec, WrittenFile, plain_schema, writer_of, written_files,
 };
 use crate::location::Location;
 use crate::report::{InputReport, JobReport, RunReport, TableReport, charts};
@@ -125,7 +124,8 @@ impl std::fmt::Display for RejectLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RejectLimit::Count(n) => write!(f, "{n}"),
-            RejectLimit::Fraction(v) => write!(f, "{}%", v * 100.0),
+            // Rounded: 7% is 0.07, which times 100 is 7.000000000000001.
+            RejectLimit::Fraction(v) => write!(f, "{}%", (v * 100.0 * 1e9).round() / 1e9),
         }
     }
 }
@@ -140,6 +140,8 @@ pub struct RunConfig {
     pub rejects: RejectPolicy,
     /// `None`: any number of rejected records is accepted (and reported).
     pub max_rejects: Option<RejectLimit>,
+    /// Publish tables that are empty while their input is not.
+    pub allow_empty: bool,
     pub target_file_bytes: u64,
     /// Jobs submitted at once: 0 for all of a step's jobs (the five tables
     /// together), 1 for one after the other.
@@ -164,13 +166,51 @@ pub async fn run_etl(
     let (songs, events) = run.list_inputs().await?;
     let output_store = run.store(&config.output)?;
     publish::begin(&output_store, &run.layout).await?;
-    let base = match config.table_format {
+    let log = LakeLog::new(output_store, &config.output);
+    match config.table_format {
+        // Delta runs claim the lake only to commit (optimistically).
         TableFormat::Delta => {
-            LakeLog::new(output_store, &config.output)
-                .last_claimed()
-                .await?
+            let hold = Hold::Delta(log.last_claimed().await?);
+            build_and_publish(&run, songs, events, hold, started).await
         }
-        TableFormat::Parquet => None,
+        // Parquet runs hold the output from start to publication.
+        TableFormat::Parquet => {
+            let lease = log.lease(&run.layout.run_id, config.claim_timeout).await?;
+            let built =
+                build_and_publish(&run, songs, events, Hold::Parquet(&lease), started).await;
+            let action = if built.is_ok() { "run" } else { "failed" };
+            if let Err(e) = lease.settle(action).await {
+                tracing::warn!(
+                    "{}: the output stays held until --claim-timeout: {e}",
+                    run.layout.run_id
+                );
+            }
+            built
+        }
+    }
+}
+
+/// How a run holds the output while it builds its tables.
+enum Hold<'a> {
+    /// Delta: the last claim seen at the start; the run claims the next
+    /// one when it commits.
+    Delta(Option<u64>),
+    /// Parquet: held since the start.
+    Parquet(&'a Lease),
+}
+
+/// Stages the input, builds the tables, and publishes them.
+async fn build_and_publish(
+    run: &Run<'_>,
+    songs: InputListing,
+    events: InputListing,
+    hold: Hold<'_>,
+    started: Instant,
+) -> Result<RunReport> {
+    let config = run.config;
+    let (base, lease) = match hold {
+        Hold::Delta(base) => (base, None),
+        Hold::Parquet(lease) => (None, Some(lease)),
     };
     crash::point(crash::STARTED);
     let (staged_songs, staged_events) = futures::try_join!(
@@ -196,7 +236,7 @@ pub async fn run_etl(
             input.rejects_location = Some(run.layout.rejects(kind).url());
         }
     }
-    if let Err(too_many) = run.check_reject_limit(&inputs) {
+    if let Err(too_many) = run.check_rejects(&inputs) {
         // The tables stay as they are; the quarantine becomes queryable.
         if let (TableFormat::Delta, Some(schema)) = (config.table_format, rejects_schema) {
             let rejects = run.rejects_table(schema, &committed)?;
@@ -219,6 +259,7 @@ pub async fn run_etl(
         run.plays_per_user(&staged),
         run.expected_rows(&staged)
     )?;
+    run.check_not_empty(&expected_rows, &inputs)?;
     let written = run.checked(written, &expected_rows, &staged).await?;
     let mut tables = Vec::new();
     let mut charts = Vec::new();
@@ -271,7 +312,10 @@ pub async fn run_etl(
         charts,
     };
     match config.table_format {
-        TableFormat::Parquet => run.publish(&report, &committed).await?,
+        TableFormat::Parquet => {
+            let lease = lease.expect("a Parquet run holds a lease");
+            run.publish(&report, &committed, lease).await?
+        }
         TableFormat::Delta => {
             let record = run
                 .publish_delta(delta_tables, &committed, base, "run")
@@ -320,9 +364,8 @@ pub async fn roll_back(
 
 /// The object store that holds `location`, as the context resolves it.
 fn store_of(ctx: &SessionContext, location: &Location) -> Result<Arc<dyn ObjectStore>> {
-    let url = store_url_of(&location.url()).map_err(|e| EtlError::plan("object store", e))?;
     ctx.runtime_env()
-        .object_store(url)
+        .object_store(location.object_store_url())
         .map_err(|e| EtlError::Location(format!("{location}: {e}")))
 }
 
@@ -559,14 +602,13 @@ impl<'a> Run<'a> {
         let read = if files.is_empty() {
             self.ctx.read_batch(RecordBatch::new_empty(schema))
         } else {
-            store_url_of(&self.config.output.url()).and_then(|store| {
-                let table = StagedFiles::new(schema, store, &files, self.config.partitions);
-                // Named, so plans (`--explain`) say which records they scan.
-                let name = format!("staged_{}_{status}", kind.name());
-                let scan =
-                    LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?;
-                Ok(DataFrame::new(self.ctx.state(), scan.build()?))
-            })
+            let store = self.config.output.object_store_url();
+            let table = StagedFiles::new(schema, store, &files, self.config.partitions);
+            // Named, so plans (`--explain`) say which records they scan.
+            let name = format!("staged_{}_{status}", kind.name());
+            LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)
+                .and_then(|scan| scan.build())
+                .map(|plan| DataFrame::new(self.ctx.state(), plan))
         };
         read.map_err(|e| EtlError::plan(what(), e))
     }
@@ -605,20 +647,54 @@ impl<'a> Run<'a> {
         Ok((self.run_write_job(&job, plan).await?, schema))
     }
 
-    fn check_reject_limit(&self, inputs: &[InputReport]) -> Result<()> {
-        let Some(limit) = self.config.max_rejects else {
-            return Ok(());
-        };
-        match inputs.iter().find(|i| !limit.allows(i.rejected, i.records)) {
-            None => Ok(()),
-            Some(input) => Err(EtlError::TooManyRejects {
+    /// Stops the run when an input has more rejects than `--max-rejects`
+    /// allows, or has records and every one was rejected (unless
+    /// `--allow-empty`): its tables would be replaced by empty ones.
+    fn check_rejects(&self, inputs: &[InputReport]) -> Result<()> {
+        if let Some(limit) = self.config.max_rejects
+            && let Some(input) = inputs.iter().find(|i| !limit.allows(i.rejected, i.records))
+        {
+            return Err(EtlError::TooManyRejects {
                 input: input.input,
                 rejected: input.rejected,
                 records: input.records,
                 limit: limit.to_string(),
                 rejects: input.rejects_location.clone().unwrap_or_default(),
-            }),
+            });
         }
+        let all_rejected = inputs
+            .iter()
+            .find(|i| i.records > 0 && i.rejected == i.records);
+        match all_rejected {
+            Some(input) if !self.config.allow_empty => Err(EtlError::Empty(format!(
+                "all {} {} records were rejected (they are in {})",
+                input.records,
+                input.input,
+                input.rejects_location.clone().unwrap_or_default()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Stops the run when a table would be empty while the input it is
+    /// built from has records, unless `--allow-empty`.
+    fn check_not_empty(&self, expected_rows: &[u64], inputs: &[InputReport]) -> Result<()> {
+        if self.config.allow_empty {
+            return Ok(());
+        }
+        for (table, rows) in self.tables.iter().zip(expected_rows) {
+            let input = inputs.iter().find(|i| i.input == table.input.name());
+            if let Some(input) = input
+                && *rows == 0
+                && input.loaded > 0
+            {
+                return Err(EtlError::Empty(format!(
+                    "the {} table would be empty, though {} {} records were loaded",
+                    table.name, input.loaded, input.input
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Step 3: one table, as one job: how it went, its files, its schema.
@@ -687,18 +763,9 @@ impl<'a> Run<'a> {
                 expected[*table as usize] = Some(*rows as u64);
             }
         }
-        expected
-            .into_iter()
-            .zip(self.tables.iter())
-            .map(|(rows, table)| {
-                rows.ok_or_else(|| {
-                    EtlError::plan(
-                        what,
-                        DataFusionError::Internal(format!("no count for {}", table.name)),
-                    )
-                })
-            })
-            .collect()
+        // A count over no records can come back as no row at all (an
+        // aggregate over a source with no partitions): that is a zero.
+        Ok(expected.into_iter().map(|rows| rows.unwrap_or(0)).collect())
     }
 
     /// The written tables, each checked against the rows it must have. A
@@ -784,11 +851,16 @@ impl<'a> Run<'a> {
     }
 
     /// Step 4 (Parquet): report next to the tables, then commit.
-    async fn publish(&self, report: &RunReport, files: &[WrittenFile]) -> Result<()> {
+    async fn publish(
+        &self,
+        report: &RunReport,
+        files: &[WrittenFile],
+        lease: &Lease,
+    ) -> Result<()> {
         tracing::info!("{}: publishing {} files", self.layout.run_id, files.len());
         self.write_report(report).await?;
         let store = self.store(&self.config.output)?;
-        publish::commit(&store, &self.layout, files).await
+        publish::commit(&store, &self.layout, files, lease).await
     }
 
     /// `_report.json` and `_report.html` in the run's folder.
@@ -919,6 +991,9 @@ mod tests {
         assert_eq!(RejectLimit::parse("2.5%"), Ok(RejectLimit::Fraction(0.025)));
         assert!(RejectLimit::parse("lots").is_err());
         assert!(RejectLimit::parse("150%").is_err());
+        for shown in ["7%", "2.5%", "0.1%", "100"] {
+            assert_eq!(RejectLimit::parse(shown).unwrap().to_string(), shown);
+        }
     }
 
     #[test]

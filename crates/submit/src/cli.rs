@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use cluster::error::ClusterError;
+use client::error::ClusterError;
 use etl::error::EtlError;
 use etl::extract::scan::RejectPolicy;
 use etl::load::TableFormat;
@@ -43,8 +43,9 @@ pub struct Args {
     #[arg(long, env = "SPARKIFY_RETAIN", default_value = "7d", value_parser = humantime::parse_duration)]
     pub retain: std::time::Duration,
 
-    /// Delta: a run that claimed the lake and never finished its commits
-    /// (killed) blocks other runs for this long, then is taken as dead.
+    /// A run killed while it holds the output (Delta: during its commits;
+    /// Parquet: from its start to its publication) blocks other runs for
+    /// this long, then is taken as dead.
     #[arg(long, env = "SPARKIFY_CLAIM_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub claim_timeout: std::time::Duration,
 
@@ -87,6 +88,13 @@ pub struct Args {
     /// Default: any number, each one quarantined and reported.
     #[arg(long, env = "SPARKIFY_MAX_REJECTS", value_parser = RejectLimit::parse)]
     pub max_rejects: Option<RejectLimit>,
+
+    /// Publish even when a table would be empty while its input is not
+    /// (every record of an input rejected, or no event a song play). By
+    /// default such a run fails with exit code 7 and publishes nothing:
+    /// replacing good tables with empty ones is nearly always a broken feed.
+    #[arg(long, env = "SPARKIFY_ALLOW_EMPTY")]
+    pub allow_empty: bool,
 
     /// Parquet files are split when they reach this size.
     #[arg(long, env = "SPARKIFY_TARGET_FILE_SIZE", default_value = "128MiB")]
@@ -133,13 +141,15 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0         the run was published
   1         any other failure
-  2         bad command line
+  2         bad command line, or a malformed input or output location
   3         input missing, empty or unreadable (no credentials, access denied, no such bucket)
-  4         output not writable
+  4         output not writable or unreadable
   5         scheduler unreachable, no executor registered, or scheduler lost during the run
   6         a job failed on the cluster
-  7         too many rejected records (--max-rejects, --strict)
-  8         another run committed to the output while this one ran (this one published nothing)
+  7         too many rejected records (--max-rejects, --strict), or tables that would be
+            empty while their input is not (--allow-empty)
+  8         another run committed to the output while this one ran, or holds it now
+            (this one published nothing)
   124       the run took longer than --timeout
   130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM";
 
@@ -156,6 +166,7 @@ impl Args {
                 RejectPolicy::Quarantine
             },
             max_rejects: self.max_rejects,
+            allow_empty: self.allow_empty,
             target_file_bytes: self.target_file_size.as_u64(),
             concurrent_jobs: self.concurrent_jobs,
             songs_layout: self.songs_layout,
@@ -175,15 +186,11 @@ impl Args {
 pub fn exit_code(error: &anyhow::Error) -> ExitCode {
     let code = if let Some(error) = error.downcast_ref::<EtlError>() {
         match error {
-            EtlError::Location(_) | EtlError::NoInput { .. } => 3,
-            EtlError::Store { context, .. }
-                if context.starts_with("listing") || context.starts_with("reading") =>
-            {
-                3
-            }
+            EtlError::Location(_) => 2,
+            EtlError::NoInput { .. } | EtlError::Input { .. } => 3,
             EtlError::Store { .. } | EtlError::OutputNotWritable { .. } | EtlError::Delta(_) => 4,
             EtlError::ConcurrentRun(_) => 8,
-            EtlError::TooManyRejects { .. } => 7,
+            EtlError::TooManyRejects { .. } | EtlError::Empty(_) => 7,
             EtlError::StrictReject(_) => 7,
             EtlError::Engine(engine) if engine.downcast_ref::<ClusterError>().is_some() => 5,
             EtlError::Engine(_) | EtlError::Job { .. } | EtlError::RowCount { .. } => 6,

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use cluster::embedded::EmbeddedCluster;
-use cluster::engine::{BallistaEngine, SessionJobs};
-use cluster::error::ClusterError;
+use client::embedded::EmbeddedCluster;
+use client::engine::{BallistaEngine, SessionJobs};
+use client::error::ClusterError;
+use client::rest::SchedulerRest;
 use cluster::object_stores::LakeObjectStores;
-use cluster::rest::SchedulerRest;
 use cluster::session::{planning_context, session_config};
 use etl::run::{explain_run, run_etl};
 use indicatif::{MultiProgress, ProgressDrawTarget};

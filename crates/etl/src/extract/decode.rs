@@ -18,6 +18,7 @@ use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::json::reader::Decoder;
 use serde::Serialize;
 
+use super::values;
 use crate::schema::InputKind;
 
 /// Rows per batch on the fast path.
@@ -25,6 +26,21 @@ const CLEAN_BATCH_ROWS: usize = 8192;
 
 /// At most this much of a rejected record's text is kept in the reject file.
 const MAX_RAW_TEXT: usize = 64 * 1024;
+
+/// A `.json.gz` file that inflates to more than this is rejected whole: a
+/// few KB of gzip can inflate to gigabytes, and a task holds a file's text
+/// in memory. A day of Sparkify's events is about 120 MB at ten million
+/// events a month.
+pub const MAX_INFLATED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// A partition value is at most this many bytes once escaped: its directory
+/// `artist_id=<value>` must fit a file name (255 bytes on Linux file
+/// systems) and leave an S3 key well under its 1,024 bytes.
+const MAX_PARTITION_VALUE_BYTES: usize = 200;
+
+/// The timestamps `ts` may hold: years 1 to 9999, what every reader of a
+/// Parquet timestamp and Spark's calendar functions accept.
+const TS_RANGE_MS: std::ops::RangeInclusive<i64> = -62_135_596_800_000..=253_402_300_799_999;
 
 /// One raw input file, fetched.
 #[derive(Debug, Clone)]
@@ -122,6 +138,9 @@ impl RecordDecoder {
             if decoder.has_partial_record() {
                 return Err(ArrowError::JsonError("truncated record".into()));
             }
+            if let Some(key) = repeated_key(&text.content) {
+                return Err(ArrowError::JsonError(format!("repeated key {key:?}")));
+            }
             let count = flushed + decoder.len() - before;
             record_ids.extend((1..=count).map(|n| record_id(text.ordinal, n)));
         }
@@ -139,13 +158,20 @@ impl RecordDecoder {
         let mut rejects = Vec::new();
         for text in texts {
             if let Some(reason) = &text.error {
-                rejects.push(self.reject(text, &Span::whole(&text.content), reason.clone()));
+                let span = Span::whole(&text.content);
+                rejects.push(self.reject(text, &span, 1, reason.clone()));
                 continue;
             }
+            // Lines are counted on from the previous record, never from
+            // the start: a file of many rejects costs linear time.
+            let mut lines = LineCounter::default();
             for (n, span) in split_records(&text.content).into_iter().enumerate() {
                 match self.decode_one(text, &span, n + 1) {
                     Ok(batch) => batches.push(batch),
-                    Err(reason) => rejects.push(self.reject(text, &span, reason)),
+                    Err(reason) => {
+                        let line = lines.line_at(&text.content, span.start);
+                        rejects.push(self.reject(text, &span, line, reason));
+                    }
                 }
             }
         }
@@ -164,6 +190,9 @@ impl RecordDecoder {
             return Err(reason.clone());
         }
         let bytes = &text.content[span.start..span.end];
+        if let Some(key) = repeated_key(bytes) {
+            return Err(format!("key {key:?} appears twice in the record"));
+        }
         let mut decoder = self.json_decoder(1).map_err(|e| e.to_string())?;
         feed(&mut decoder, bytes).map_err(|e| clean_arrow_error(&e))?;
         let batch = decoder
@@ -184,7 +213,10 @@ impl RecordDecoder {
             .build_decoder()
     }
 
-    /// The first row that lacks a field the tables need, with the reason.
+    /// The first row that lacks a field the tables need, or holds a value
+    /// a table cannot hold or a path cannot carry, with the reason: such a
+    /// record is quarantined like any other bad record, never left to fail
+    /// a job later.
     fn first_invalid_row(&self, batch: &RecordBatch) -> Option<(usize, String)> {
         for field in self.kind.required_fields() {
             let column = batch
@@ -195,10 +227,32 @@ impl RecordDecoder {
                 return Some((row, format!("missing required field '{field}'")));
             }
         }
-        if self.kind == InputKind::Events {
-            return first_non_numeric_user_id(batch);
+        match self.kind {
+            InputKind::Songs => values::first_int_out_of_range(
+                batch,
+                "year",
+                i32::MIN as i64..=i32::MAX as i64,
+                "an int",
+            )
+            .or_else(|| {
+                values::first_non_finite(
+                    batch,
+                    &["duration", "artist_latitude", "artist_longitude"],
+                )
+            })
+            .or_else(|| values::first_unusable_key(batch, "song_id", None))
+            .or_else(|| {
+                values::first_unusable_key(batch, "artist_id", Some(MAX_PARTITION_VALUE_BYTES))
+            }),
+            InputKind::Events => values::first_int_out_of_range(
+                batch,
+                "ts",
+                TS_RANGE_MS,
+                "years 1 to 9999 in milliseconds",
+            )
+            .or_else(|| values::first_non_finite(batch, &["length", "registration"]))
+            .or_else(|| first_non_numeric_user_id(batch)),
         }
-        None
     }
 
     fn with_record_ids(
@@ -211,13 +265,13 @@ impl RecordDecoder {
         RecordBatch::try_new(self.scan_schema.clone(), columns)
     }
 
-    fn reject(&self, text: &FileText, span: &Span, reason: String) -> Reject {
+    fn reject(&self, text: &FileText, span: &Span, line: u64, reason: String) -> Reject {
         let raw = &text.content[span.start..span.end];
         let raw = &raw[..raw.len().min(MAX_RAW_TEXT)];
         Reject {
             input: self.kind.name(),
             file: text.location.clone(),
-            line: line_of(&text.content, span.start),
+            line,
             byte_offset: span.start as u64,
             reason,
             raw: String::from_utf8_lossy(raw).into_owned(),
@@ -292,8 +346,15 @@ fn decompress(file: &SourceFile) -> Result<Bytes, String> {
     }
     let mut out = Vec::with_capacity(file.bytes.len() * 4);
     flate2::read::MultiGzDecoder::new(file.bytes.as_ref())
+        .take(MAX_INFLATED_BYTES + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("not a readable gzip file: {e}"))?;
+    if out.len() as u64 > MAX_INFLATED_BYTES {
+        return Err(format!(
+            "inflates to more than {} MiB, the most a file may",
+            MAX_INFLATED_BYTES >> 20
+        ));
+    }
     Ok(Bytes::from(out))
 }
 
@@ -340,6 +401,13 @@ fn split_records(content: &[u8]) -> Vec<Span> {
         let mut values = serde_json::Deserializer::from_slice(&content[pos..])
             .into_iter::<serde::de::IgnoredAny>();
         let span = match values.next() {
+            Some(Ok(_)) if content[pos] == b'[' => {
+                // An array of records counts as its records.
+                let end = pos + values.byte_offset();
+                spans.extend(array_elements(content, pos + 1, end - 1));
+                pos = end;
+                continue;
+            }
             Some(Ok(_)) => Span {
                 start: pos,
                 end: pos + values.byte_offset(),
@@ -382,8 +450,95 @@ fn line_end(content: &[u8], from: usize) -> usize {
         .map_or(content.len(), |p| from + p + 1)
 }
 
-fn line_of(content: &[u8], offset: usize) -> u64 {
-    content[..offset].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+/// The elements of a well-formed JSON array whose contents lie between
+/// `start` (after its `[`) and `end` (its `]`).
+fn array_elements(content: &[u8], start: usize, end: usize) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut pos = start;
+    while pos < end {
+        if content[pos].is_ascii_whitespace() || content[pos] == b',' {
+            pos += 1;
+            continue;
+        }
+        let mut values = serde_json::Deserializer::from_slice(&content[pos..end])
+            .into_iter::<serde::de::IgnoredAny>();
+        match values.next() {
+            Some(Ok(_)) => {
+                let next = pos + values.byte_offset();
+                spans.push(Span {
+                    start: pos,
+                    end: next,
+                    syntax_error: None,
+                });
+                pos = next;
+            }
+            // The array parsed whole, so its elements do too.
+            _ => break,
+        }
+    }
+    spans
+}
+
+/// The 1-based line of a byte offset, counted on from the last one asked:
+/// offsets must come in order.
+#[derive(Default)]
+struct LineCounter {
+    offset: usize,
+    line: u64,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, content: &[u8], offset: usize) -> u64 {
+        let newlines = content[self.offset..offset].iter().filter(|&&b| b == b'\n');
+        self.line += newlines.count() as u64;
+        self.offset = offset;
+        self.line + 1
+    }
+}
+
+/// The first key that appears twice in one object at the top of a record,
+/// in `json` (one record or a file of them). Arrow's decoder and serde
+/// both let the last value win silently, so a record like
+/// `{"ts": 1541105830796, …, "ts": 0}` would load as a play in 1970.
+/// Keys are compared as written: `"a"` and `"\u0061"` count as two.
+fn repeated_key(json: &[u8]) -> Option<String> {
+    let mut depth = 0usize;
+    let mut in_object = false;
+    let mut expect_key = false;
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < json.len() && json[i] != b'"' {
+                    i += if json[i] == b'\\' { 2 } else { 1 };
+                }
+                let text = &json[start..i.min(json.len())];
+                if depth == 1 && in_object && expect_key {
+                    if keys.contains(&text) {
+                        return Some(String::from_utf8_lossy(text).into_owned());
+                    }
+                    keys.push(text);
+                    expect_key = false;
+                }
+            }
+            open @ (b'{' | b'[') => {
+                depth += 1;
+                if depth == 1 {
+                    in_object = open == b'{';
+                    expect_key = in_object;
+                    keys.clear();
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => expect_key = in_object,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -528,5 +683,113 @@ mod tests {
         assert_eq!(decoded.batch.num_rows(), 0);
         assert_eq!(decoded.rejects.len(), 1);
         assert!(decoded.rejects[0].reason.contains("gzip"));
+    }
+
+    #[test]
+    fn values_a_table_cannot_hold_are_rejected_with_the_reason() {
+        let decoder = RecordDecoder::new(InputKind::Songs);
+        let long_artist = format!("AR{}", "X".repeat(300));
+        let text = [
+            SONG.replace(r#""year": 0"#, r#""year": 3000000000"#),
+            SONG.replace(r#""duration": 269.58322"#, r#""duration": 1e999"#),
+            SONG.replace(r#""AR1""#, &format!("{long_artist:?}")),
+            SONG.to_string(),
+        ]
+        .join("\n");
+        let decoded = decoder
+            .decode_files(&[file(0, "songs.json", &text)])
+            .unwrap();
+        let reasons: Vec<(u64, &str)> = decoded
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (1, "year 3000000000 is out of range for an int"),
+                (2, "duration inf is not a finite number"),
+                (
+                    3,
+                    "artist_id is 302 bytes as a partition directory name, more than 200"
+                ),
+            ]
+        );
+        assert_eq!(decoded.batch.num_rows(), 1);
+    }
+
+    #[test]
+    fn a_repeated_key_rejects_its_record_and_nested_keys_may_repeat() {
+        let decoder = RecordDecoder::new(InputKind::Events);
+        let text = [
+            r#"{"ts": 1541105830796, "page": "NextSong", "userId": "1", "ts": 0}"#,
+            r#"{"ts": 1541105830796, "page": "NextSong", "userId": "1", "extra": [{"a": 1}, {"a": 2}]}"#,
+        ]
+        .join("\n");
+        let decoded = decoder.decode_files(&[file(0, "log.json", &text)]).unwrap();
+        assert_eq!(decoded.batch.num_rows(), 1);
+        assert_eq!(decoded.rejects.len(), 1);
+        assert_eq!(
+            decoded.rejects[0].reason,
+            r#"key "ts" appears twice in the record"#
+        );
+        assert_eq!(decoded.rejects[0].line, 1);
+    }
+
+    #[test]
+    fn a_json_array_of_records_counts_as_its_records() {
+        let decoder = RecordDecoder::new(InputKind::Events);
+        let event = |ts: i64| format!(r#"{{"ts": {ts}, "page": "NextSong", "userId": "1"}}"#);
+        let events: Vec<String> = (1..=11).map(event).collect();
+        let text = format!("[{},\n \"not a record\"]", events.join(",\n "));
+        let decoded = decoder.decode_files(&[file(0, "log.json", &text)]).unwrap();
+        assert_eq!(decoded.batch.num_rows(), 11);
+        assert_eq!(decoded.rejects.len(), 1, "{:?}", decoded.rejects);
+        assert_eq!(decoded.rejects[0].line, 12);
+    }
+
+    #[test]
+    fn a_gzip_file_that_inflates_past_the_limit_is_one_reject() {
+        use std::io::Write;
+        // One gzip member of 1 MiB of spaces, repeated: a file of
+        // concatenated members inflates to all of them.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b' '; 1 << 20]).unwrap();
+        let member = gz.finish().unwrap();
+        let bomb = SourceFile {
+            ordinal: 0,
+            location: "bomb.json.gz".into(),
+            bytes: Bytes::from(member.repeat((MAX_INFLATED_BYTES >> 20) as usize + 1)),
+        };
+        assert!(
+            bomb.bytes.len() < 1 << 20,
+            "{} bytes compressed",
+            bomb.bytes.len()
+        );
+        let decoded = RecordDecoder::new(InputKind::Events)
+            .decode_files(&[bomb])
+            .unwrap();
+        assert_eq!(decoded.rejects.len(), 1);
+        assert!(
+            decoded.rejects[0]
+                .reason
+                .starts_with("inflates to more than 512 MiB"),
+            "{}",
+            decoded.rejects[0].reason
+        );
+    }
+
+    #[test]
+    fn rejects_deep_in_a_file_keep_their_line_numbers() {
+        let decoder = RecordDecoder::new(InputKind::Events);
+        let good = r#"{"ts": 1, "page": "Home", "userId": ""}"#;
+        let lines: Vec<&str> = (0..2000)
+            .map(|i| if i % 2 == 0 { "x" } else { good })
+            .collect();
+        let decoded = decoder
+            .decode_files(&[file(0, "log.json", &lines.join("\n"))])
+            .unwrap();
+        let numbers: Vec<u64> = decoded.rejects.iter().map(|r| r.line).collect();
+        assert_eq!(numbers, (0..1000).map(|i| 2 * i + 1).collect::<Vec<u64>>());
     }
 }

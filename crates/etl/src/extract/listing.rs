@@ -49,11 +49,11 @@ pub async fn list_input(
     let objects = if input.is_local() {
         local_objects(&folder)
             .await
-            .map_err(|e| EtlError::local(context(), e))?
+            .map_err(|e| EtlError::local(context(), e).about_input())?
     } else {
         store_objects(store, &folder)
             .await
-            .map_err(|e| EtlError::store(context(), e))?
+            .map_err(|e| EtlError::store(context(), e).about_input())?
     };
     let mut listing = InputListing::default();
     for (location, size) in objects {

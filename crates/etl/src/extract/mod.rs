@@ -3,3 +3,4 @@
 pub mod decode;
 pub mod listing;
 pub mod scan;
+mod values;

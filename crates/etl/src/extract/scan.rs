@@ -45,8 +45,9 @@ use tokio::sync::mpsc::Sender;
 
 use super::decode::{Decoded, RecordDecoder, Reject, SourceFile, record_id};
 use super::listing::InputFile;
-use crate::load::writer::task_store;
+use crate::error::STRICT_REJECT;
 use crate::local_disk;
+use crate::location::Location;
 use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
 
 /// Files fetched at once from an object store, per chunk: enough to hide
@@ -64,10 +65,6 @@ const CHUNKS_IN_FLIGHT: usize = 2;
 /// A decode group closes at this many bytes or files, whichever comes first.
 const GROUP_BYTES: usize = 8 * 1024 * 1024;
 const GROUP_FILES: usize = 2048;
-
-/// Starts the error of a job stopped by `--strict`, so callers can tell it
-/// from other failures.
-pub const STRICT_REJECT: &str = "rejected input record";
 
 /// What to do with a record that cannot be loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,20 +241,21 @@ impl ExecutionPlan for RawScanExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let file_list = self.input.execute(partition, Arc::clone(&context))?;
-        let (store_url, store) = task_store(&self.spec.root, &context)?;
+        let root = Location::of_plan(&self.spec.root)?;
+        let store = root.task_store(&context)?;
         let schema = self.schema();
         let staging = Staging {
             kind: self.spec.kind,
             schema: schema.clone(),
             decoder: RecordDecoder::new(self.spec.kind),
             rejects: self.spec.rejects,
-            local: local_disk::is_local(&store_url),
+            local: root.is_local(),
             batch_size: context.session_config().batch_size(),
             metrics: ScanMetrics::new(&self.metrics, partition),
         };
         let mut builder = RecordBatchReceiverStreamBuilder::new(schema, 2);
         let sender = builder.tx();
-        let prefix = store_url.as_str().trim_end_matches('/').to_string();
+        let prefix = root.store_url();
         builder.spawn(async move {
             let files = files_of(&file_list.try_collect::<Vec<_>>().await?)?;
             staging.run(store, prefix, files, sender).await

@@ -50,6 +50,20 @@ pub fn partition_values(dir: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// How many bytes `value` takes in a directory name once escaped.
+pub fn escaped_len(value: &str) -> usize {
+    value
+        .chars()
+        .map(|c| {
+            if needs_escape(c) {
+                3 * c.len_utf8()
+            } else {
+                c.len_utf8()
+            }
+        })
+        .sum()
+}
+
 /// Appends `value` to `out`, percent-encoding the characters Hive's
 /// `FileUtils.escapePathName` encodes.
 fn escape_into(out: &mut String, value: &str) {

@@ -13,7 +13,9 @@
 //! Parquet. Before the PUT they see the previous run; after it, the new one;
 //! a run that fails or is killed at any point changes nothing they read. The
 //! next successful run deletes runs older than the previous committed one,
-//! and uncommitted ones, once it has committed. One writer per output at a time.
+//! and uncommitted ones, once it has committed. One writer per output at a
+//! time: a run holds the output's [`Lease`] from its start, so a second run
+//! refuses to start instead of deleting what the first may still publish.
 //!
 //! Searching the run's folder for leftovers means listing every file: at a
 //! million partitions that took 8 s of a 86 s run. So each writer task
@@ -32,6 +34,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 
 use super::TableFormat;
+use super::lake_log::Lease;
 use super::writer::{WrittenFile, writer_of};
 use crate::error::{EtlError, Result};
 use crate::local_disk;
@@ -141,6 +144,7 @@ pub async fn commit(
     store: &Arc<dyn ObjectStore>,
     layout: &RunLayout,
     files: &[WrittenFile],
+    lease: &Lease,
 ) -> Result<()> {
     let run_dir = layout.run_dir();
     let unreported = discard_working_files(store, layout, files).await?;
@@ -171,6 +175,7 @@ pub async fn commit(
         files.len()
     );
     crate::crash::point(crate::crash::COMMITTING);
+    lease.check_held().await?;
     let previous = latest_run(store, &layout.output).await?;
     put(
         store,
@@ -401,6 +406,14 @@ fn local_path(location: &Location) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// The output's lease, as a run takes it at its start.
+    async fn lease(store: &Arc<dyn ObjectStore>, layout: &RunLayout) -> Lease {
+        let log = crate::load::lake_log::LakeLog::new(Arc::clone(store), &layout.output);
+        log.lease(&layout.run_id, std::time::Duration::from_secs(60))
+            .await
+            .unwrap()
+    }
+
     /// A local run's folder with `files` (paths relative to it) in it, and
     /// the reports of those among them that `reported` picks.
     fn local_run(files: &[&str], reported: fn(&str) -> bool) -> (RunLayout, Vec<WrittenFile>) {
@@ -457,7 +470,8 @@ mod tests {
         let unreported = unreported_attempts(&store, &layout, &reported).await;
         assert_eq!(unreported.unwrap(), ["b2"]);
 
-        commit(&store, &layout, &reported).await.unwrap();
+        let lease = lease(&store, &layout).await;
+        commit(&store, &layout, &reported, &lease).await.unwrap();
 
         assert_eq!(
             files_left(&layout).await,
@@ -497,7 +511,8 @@ mod tests {
         );
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
 
-        commit(&store, &layout, &reported).await.unwrap();
+        let lease = lease(&store, &layout).await;
+        commit(&store, &layout, &reported, &lease).await.unwrap();
 
         assert_eq!(
             files_left(&layout).await,

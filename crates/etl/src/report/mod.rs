@@ -317,19 +317,9 @@ impl std::fmt::Display for Spread {
     }
 }
 
+/// Bytes in binary units (`1.5 MiB`).
 fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! and the rule that makes it deterministic.
 
 pub mod artists;
+#[cfg(test)]
+mod fixture;
 pub mod songplays;
 pub mod songs;
 pub mod time;
@@ -12,6 +14,7 @@ use datafusion::error::Result;
 
 use crate::load::writer::WrittenFile;
 use crate::report::{Chart, charts};
+use crate::schema::InputKind;
 
 pub use crate::load::writer::Clustering;
 use datafusion::logical_expr::SortExpr;
@@ -29,12 +32,15 @@ pub struct Staged {
 /// One output table: its name, layout and query.
 pub struct TableDef {
     pub name: &'static str,
+    /// The input it is built from: a table with no rows while this input
+    /// has records stops the run (`--allow-empty`).
+    pub input: InputKind,
     /// Hive partition columns, outermost first.
     pub partition_by: &'static [&'static str],
     /// Order of rows inside each file.
     pub sort_by: &'static [&'static str],
-    /// How rows reach the writer tasks: by partition for partitioned tables,
-    /// one task for small ones.
+    /// How rows reach the writer tasks ([`Clustering`]); each table's
+    /// module says which it takes and why.
     pub clustering: Clustering,
     /// Builds the table's rows from the staged records.
     pub plan: fn(&Staged) -> Result<DataFrame>,

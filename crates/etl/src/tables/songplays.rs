@@ -21,9 +21,11 @@ use datafusion::functions_aggregate::expr_fn::{first_value, min};
 use datafusion::prelude::{DataFrame, Expr, cast, col, ident, lit};
 
 use super::{Clustering, PartitionChart, Staged, TableDef, song_plays, start_time, time_part};
+use crate::schema::InputKind;
 
 pub const TABLE: TableDef = TableDef {
     name: "songplays",
+    input: InputKind::Events,
     partition_by: &["year", "month"],
     sort_by: &["start_time", "songplay_id"],
     clustering: Clustering::Spread,
@@ -89,4 +91,64 @@ fn expected_rows(staged: &Staged) -> Result<DataFrame> {
 /// The user of a play: `userId` as an int, null for a logged-out one.
 pub fn user_id() -> Expr {
     cast(nullif(ident("userId"), lit("")), DataType::Int32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::fixture::{expected_rows, staged, table};
+
+    const COLUMNS: [&str; 11] = [
+        "songplay_id: Int64",
+        r#"start_time: Timestamp(ms, "UTC")"#,
+        "user_id: Int32",
+        "level: Utf8",
+        "song_id: Utf8",
+        "artist_id: Utf8",
+        "session_id: Int64",
+        "location: Utf8",
+        "user_agent: Utf8",
+        "year: Int32",
+        "month: Int32",
+    ];
+
+    #[tokio::test]
+    async fn a_play_matches_one_song_by_title_artist_and_length_exactly() {
+        let song = |id: &str, artist: &str, duration: f64| {
+            format!(
+                r#"{{"song_id":"{id}","title":"Song","artist_id":"{artist}","artist_name":"Band","duration":{duration},"record_id":0}}"#
+            )
+        };
+        // SOA and SOB share a key: the play matches SOA (smallest song_id)
+        // and SOA's artist, once. SOC's length differs by half a second.
+        let songs = [
+            song("SOB", "AR2", 100.0),
+            song("SOA", "AR1", 100.0),
+            song("SOC", "AR3", 100.5),
+        ];
+        let play = |artist: &str, user: &str, record: i64| {
+            format!(
+                r#"{{"page":"NextSong","song":"Song","artist":"{artist}","length":100.0,"userId":"{user}","level":"free","sessionId":3,"location":"Here","userAgent":"UA","ts":1541105830796,"record_id":{record}}}"#
+            )
+        };
+        let events = [
+            play("Band", "7", 11),
+            // Another spelling of the artist matches nothing; logged out.
+            play("band", "", 12),
+            r#"{"page":"Home","userId":"7","ts":1541105830000,"record_id":13}"#.into(),
+        ];
+        let songs: Vec<&str> = songs.iter().map(String::as_str).collect();
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        let staged = staged(&songs, &events);
+        let (rows, columns) = table(&TABLE, &staged).await;
+        assert_eq!(columns, COLUMNS);
+        assert_eq!(
+            rows,
+            [
+                "11, 2018-11-01T20:57:10.796Z, 7, free, SOA, AR1, 3, Here, UA, 2018, 11",
+                "12, 2018-11-01T20:57:10.796Z, null, free, null, null, 3, Here, UA, 2018, 11",
+            ]
+        );
+        assert_eq!(expected_rows(&TABLE, &staged).await, 2);
+    }
 }

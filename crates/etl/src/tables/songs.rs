@@ -12,10 +12,12 @@ use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col};
 
 use super::{Clustering, PartitionChart, Staged, TableDef, distinct_count, first_per_key};
+use crate::schema::InputKind;
 
 /// The Spark job's layout: `songs/year=…/artist_id=…/`.
 pub const TABLE: TableDef = TableDef {
     name: "songs",
+    input: InputKind::Songs,
     partition_by: &["year", "artist_id"],
     sort_by: &["song_id"],
     clustering: Clustering::ByPartition,
@@ -57,3 +59,42 @@ pub const BY_YEAR: TableDef = TableDef {
     charts: &[PartitionChart::RowsBy(&["year"])],
     ..TABLE
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::fixture::{expected_rows, staged, table};
+
+    /// The table's columns, as readers see them.
+    const COLUMNS: [&str; 5] = [
+        "song_id: Utf8",
+        "title: Utf8",
+        "artist_id: Utf8",
+        "year: Int32",
+        "duration: Float64",
+    ];
+
+    #[tokio::test]
+    async fn a_song_id_keeps_the_record_read_first() {
+        let staged = staged(
+            &[
+                r#"{"song_id":"SOB","title":"B read last","artist_id":"AR1","year":2000,"duration":200.5,"record_id":7}"#,
+                r#"{"song_id":"SOB","title":"B read first","artist_id":"AR1","year":2001,"duration":201.0,"record_id":3}"#,
+                r#"{"song_id":"SOA","title":"A","artist_id":"AR2","year":0,"record_id":5}"#,
+            ],
+            &[],
+        );
+        let (rows, columns) = table(&TABLE, &staged).await;
+        assert_eq!(columns, COLUMNS);
+        assert_eq!(
+            rows,
+            [
+                "SOA, A, AR2, 0, null",
+                "SOB, B read first, AR1, 2001, 201.0"
+            ]
+        );
+        assert_eq!(expected_rows(&TABLE, &staged).await, 2);
+        let (by_year, _) = table(&BY_YEAR, &staged).await;
+        assert_eq!(by_year, rows, "the same rows in the by-year layout");
+    }
+}

@@ -9,9 +9,11 @@ use datafusion::prelude::{DataFrame, col, lit};
 use super::{
     Clustering, PartitionChart, Staged, TableDef, distinct_count, song_plays, start_time, time_part,
 };
+use crate::schema::InputKind;
 
 pub const TABLE: TableDef = TableDef {
     name: "time",
+    input: InputKind::Events,
     partition_by: &["year", "month"],
     sort_by: &["start_time"],
     clustering: Clustering::Spread,
@@ -38,4 +40,47 @@ fn time_plan(staged: &Staged) -> Result<DataFrame> {
 /// One row per distinct start time of a play (`ts` to the millisecond).
 fn expected_rows(staged: &Staged) -> Result<DataFrame> {
     distinct_count(song_plays(&staged.events)?, col("ts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::fixture::{expected_rows, staged, table};
+
+    const COLUMNS: [&str; 7] = [
+        r#"start_time: Timestamp(ms, "UTC")"#,
+        "hour: Int32",
+        "day: Int32",
+        "week: Int32",
+        "month: Int32",
+        "year: Int32",
+        "weekday: Int32",
+    ];
+
+    #[tokio::test]
+    async fn one_row_per_start_time_with_spark_s_calendar() {
+        let play = |ts: i64, record: i64| {
+            format!(r#"{{"page":"NextSong","ts":{ts},"record_id":{record}}}"#)
+        };
+        let events = [
+            play(1541105830796, 1), // Thursday 2018-11-01 20:57:10.796
+            play(1541105830796, 2), // the same instant: one row
+            play(1541290555796, 3), // Sunday 2018-11-04, weekday 1
+            play(1546257600000, 4), // Monday 2018-12-31: ISO week 1 of 2019
+            r#"{"page":"Home","ts":1543536000000,"record_id":5}"#.into(),
+        ];
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        let staged = staged(&[], &events);
+        let (rows, columns) = table(&TABLE, &staged).await;
+        assert_eq!(columns, COLUMNS);
+        assert_eq!(
+            rows,
+            [
+                "2018-11-01T20:57:10.796Z, 20, 1, 44, 11, 2018, 5",
+                "2018-11-04T00:15:55.796Z, 0, 4, 44, 11, 2018, 1",
+                "2018-12-31T12:00:00Z, 12, 31, 1, 12, 2018, 2",
+            ]
+        );
+        assert_eq!(expected_rows(&TABLE, &staged).await, 3);
+    }
 }

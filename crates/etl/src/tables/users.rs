@@ -8,9 +8,11 @@ use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col, ident, lit};
 
 use super::{Clustering, Staged, TableDef, distinct_count, first_per_key, song_plays};
+use crate::schema::InputKind;
 
 pub const TABLE: TableDef = TableDef {
     name: "users",
+    input: InputKind::Events,
     partition_by: &[],
     sort_by: &["user_id"],
     clustering: Clustering::Single,
@@ -51,4 +53,46 @@ fn users_plan(staged: &Staged) -> Result<DataFrame> {
 fn expected_rows(staged: &Staged) -> Result<DataFrame> {
     let plays = song_plays(&staged.events)?.filter(ident("userId").not_eq(lit("")))?;
     distinct_count(plays, cast(ident("userId"), DataType::Int32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::fixture::{expected_rows, staged, table};
+
+    const COLUMNS: [&str; 5] = [
+        "user_id: Int32",
+        "first_name: Utf8",
+        "last_name: Utf8",
+        "gender: Utf8",
+        "level: Utf8",
+    ];
+
+    /// A NextSong event of `user` at `ts`, read as record `record`.
+    fn play(user: &str, level: &str, ts: i64, record: i64) -> String {
+        format!(
+            r#"{{"page":"NextSong","userId":"{user}","firstName":"F{user}","lastName":"L{user}","gender":"F","level":"{level}","ts":{ts},"record_id":{record}}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn a_user_keeps_the_level_of_the_latest_play() {
+        let events = [
+            play("7", "free", 1000, 1),
+            play("7", "paid", 2000, 2),
+            play("7", "free", 500, 9),
+            // A tie on ts goes to the event read last.
+            play("8", "free", 3000, 4),
+            play("8", "paid", 3000, 5),
+            // Logged out, and not a play: neither makes a user.
+            play("", "free", 4000, 6),
+            r#"{"page":"Home","userId":"9","level":"free","ts":9999,"record_id":10}"#.into(),
+        ];
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        let staged = staged(&[], &events);
+        let (rows, columns) = table(&TABLE, &staged).await;
+        assert_eq!(columns, COLUMNS);
+        assert_eq!(rows, ["7, F7, L7, F, paid", "8, F8, L8, F, paid"]);
+        assert_eq!(expected_rows(&TABLE, &staged).await, 2);
+    }
 }

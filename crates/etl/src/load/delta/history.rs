@@ -12,10 +12,10 @@ use std::sync::Arc;
 use comfy_table::Table;
 use deltalake_core::kernel::Add;
 
-use super::lake_log::RunRecord;
 use super::table::{DeltaTarget, TableChange};
 use super::{Publication, TableFiles};
 use crate::error::{EtlError, Result};
+use crate::load::lake_log::RunRecord;
 
 /// The recorded runs as a table for the terminal, oldest first.
 pub fn runs_table(records: &[RunRecord]) -> String {

@@ -22,7 +22,6 @@
 //! the next run replaces them all. See `docs/commit-protocol.md`.
 
 pub mod history;
-pub mod lake_log;
 pub mod stats;
 pub mod table;
 
@@ -34,8 +33,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use self::lake_log::{LakeLog, RunRecord};
 use self::table::{DeltaTarget, TableChange};
+use super::lake_log::{LakeLog, RunRecord};
 use super::writer::{WrittenFile, writer_of};
 use crate::error::{EtlError, Result};
 use crate::location::Location;

@@ -2,7 +2,7 @@
 //! store, and committing a run's files to it at exactly the next version.
 //!
 //! A commit is never retried on a version clash: the lake's own claim
-//! ([`super::lake_log`]) already decided which run commits, so a clash
+//! ([`crate::load::lake_log`]) already decided which run commits, so a clash
 //! means a writer outside that protocol, and the run stops instead of
 //! publishing over it.
 
@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Once};
 
 use datafusion::arrow::datatypes::Schema;
+use deltalake_core::TableProperty;
 use deltalake_core::errors::DeltaTableError;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -30,6 +31,14 @@ use crate::location::Location;
 
 /// The commitInfo key that names the run a commit belongs to.
 pub const RUN_ID_KEY: &str = "sparkify.runId";
+
+/// `delta.checkpointInterval` of the tables we create: a checkpoint every
+/// this many commits. A full run replaces all N files of a table in one
+/// commit (N Removes and N Adds), so a reader that replays the commits
+/// since the last checkpoint reads 2N actions per commit: Delta's default
+/// of 100 lets that grow a hundredfold. Measured in `benches/delta_log.rs`
+/// (docs/benchmarks.md#delta-commits-and-the-log).
+pub const CHECKPOINT_INTERVAL: u64 = 10;
 
 /// Characters a data file's path keeps as they are in an Add action; every
 /// other byte is percent-encoded, as Delta's paths are URIs (a Hive-escaped
@@ -173,6 +182,10 @@ impl DeltaTarget {
             .with_table_name(self.name.clone())
             .with_columns(schema.fields().cloned())
             .with_partition_columns(change.partition_by)
+            .with_configuration_property(
+                TableProperty::CheckpointInterval,
+                Some(CHECKPOINT_INTERVAL.to_string()),
+            )
             .with_save_mode(SaveMode::ErrorIfExists)
             .with_actions(adds)
             .with_commit_properties(properties)

@@ -10,6 +10,12 @@
 //! saw when it started, and only once that one is settled (or its claim is
 //! older than `--claim-timeout`, when its run is taken as dead: the new
 //! run replaces every table anyway).
+//!
+//! Plain Parquet output (`--table-format parquet`) has no table log to
+//! decide between two writers, so a Parquet run holds a [`Lease`] instead:
+//! it claims the next number before it writes anything and settles it when
+//! it has published or failed. A second run meanwhile refuses to start,
+//! and no run deletes another's folder while that one may still publish.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +53,7 @@ pub struct RunRecord {
 }
 
 /// The log of one output.
+#[derive(Clone)]
 pub struct LakeLog {
     store: Arc<dyn ObjectStore>,
     dir: Location,
@@ -127,7 +134,7 @@ impl LakeLog {
             .unwrap_or_default();
         if age < timeout {
             return Err(EtlError::ConcurrentRun(format!(
-                "run {} has been committing to {} for {}s; a claim lapses after --claim-timeout {}",
+                "run {} holds {} (claimed {}s ago); a run killed while holding it releases it after --claim-timeout {}",
                 claim.run_id,
                 self.output(),
                 age.as_secs(),
@@ -141,6 +148,22 @@ impl LakeLog {
             age.as_secs()
         );
         Ok(())
+    }
+
+    /// Holds the output for `run_id` from now until the lease is settled;
+    /// fails with [`EtlError::ConcurrentRun`] while another run holds it.
+    pub async fn lease(&self, run_id: &str, timeout: Duration) -> Result<Lease> {
+        let base = self.last_claimed().await?;
+        if let Some(base) = base {
+            self.check_settled(base, timeout).await?;
+        }
+        let seq = base.map_or(1, |b| b + 1);
+        self.claim(seq, run_id).await?;
+        Ok(Lease {
+            log: self.clone(),
+            seq,
+            run_id: run_id.to_string(),
+        })
     }
 
     /// Records what the run holding `record.seq` committed.
@@ -211,6 +234,46 @@ impl LakeLog {
     }
 }
 
+/// A run's hold on an output, from its claim until it settles.
+pub struct Lease {
+    log: LakeLog,
+    seq: u64,
+    run_id: String,
+}
+
+impl Lease {
+    /// Fails with [`EtlError::ConcurrentRun`] when a later run claimed the
+    /// output: this run's claim outlived `--claim-timeout` and was taken
+    /// as dead's, so it must not publish over the newer run.
+    pub async fn check_held(&self) -> Result<()> {
+        match self.log.last_claimed().await? {
+            Some(last) if last != self.seq => {
+                let newer = self.log.read_claim(last).await?;
+                Err(EtlError::ConcurrentRun(format!(
+                    "run {} took {} after this run held it longer than --claim-timeout",
+                    newer.run_id,
+                    self.log.output()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends the hold: `action` says what the run did (`run` when it
+    /// published, `failed` when it stopped).
+    pub async fn settle(&self, action: &str) -> Result<()> {
+        self.log
+            .write_record(&RunRecord {
+                seq: self.seq,
+                run_id: self.run_id.clone(),
+                action: action.to_string(),
+                committed_at: chrono::Utc::now().to_rfc3339(),
+                tables: BTreeMap::new(),
+            })
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,15 +305,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_lease_keeps_a_second_run_out_until_it_settles() {
+        let (_dir, log) = local_log();
+        let hour = Duration::from_secs(3600);
+        let lease = log.lease("run-a", hour).await.unwrap();
+        let refused = log.lease("run-b", hour).await.err().unwrap();
+        assert!(matches!(refused, EtlError::ConcurrentRun(_)), "{refused}");
+        lease.check_held().await.unwrap();
+        lease.settle("failed").await.unwrap();
+        let next = log.lease("run-b", hour).await.unwrap();
+        // A dead run's lease lapses; the run that outlived it must not publish.
+        let stale = log.lease("run-c", Duration::ZERO).await.unwrap();
+        let lost = next.check_held().await.unwrap_err();
+        assert!(lost.to_string().starts_with("run run-c took"), "{lost}");
+        stale.check_held().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn an_unsettled_claim_blocks_until_it_is_recorded_or_times_out() {
         let (_dir, log) = local_log();
         log.claim(1, "run-a").await.unwrap();
         let hour = Duration::from_secs(3600);
         let blocked = log.check_settled(1, hour).await.unwrap_err();
         assert!(
-            blocked
-                .to_string()
-                .contains("run run-a has been committing"),
+            blocked.to_string().contains("run run-a holds file://"),
             "{blocked}"
         );
         log.check_settled(1, Duration::ZERO).await.unwrap();

@@ -7,7 +7,7 @@ use etl::report::StageReport;
 use serde::Deserialize;
 
 use crate::error::ClusterError;
-use crate::shuffle::{JobShuffle, StageShuffle};
+use cluster::shuffle::{JobShuffle, StageShuffle};
 
 /// How often registration is checked while waiting for executors: after
 /// the first pause, each is twice the last, up to the longest. An executor

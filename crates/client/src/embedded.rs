@@ -10,7 +10,7 @@ use ballista_scheduler::config::SchedulerConfig;
 use tokio::net::TcpListener;
 
 use crate::error::ClusterError;
-use crate::{executor, scheduler};
+use cluster::{executor, scheduler};
 
 const LOOPBACK: &str = "127.0.0.1";
 

@@ -24,8 +24,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::error::ClusterError;
 use crate::rest::{JobInfo, SchedulerIdentity, SchedulerRest};
-use crate::session::physical_codec;
-use crate::shuffle::JobShuffle;
+use cluster::session::physical_codec;
+use cluster::shuffle::JobShuffle;
 
 /// How often progress is read from the scheduler.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -69,11 +69,6 @@ impl BallistaEngine {
             job: name.to_string(),
             what,
         })
-    }
-
-    /// The REST API of the scheduler this engine submits to.
-    pub fn rest(&self) -> &SchedulerRest {
-        &self.rest
     }
 
     /// The name a job gets on the scheduler: unique to this client session.
