@@ -3,7 +3,9 @@
 //! the one-shot job loads `sample-data/` into the store and runs the ETL. The
 //! tables are read back from the store. Then the job runs again and one
 //! executor container is killed while it runs: the job still completes with
-//! the same tables. It needs a Docker engine, so it is `#[ignore]`d by
+//! the same tables. The cluster runs the Terraform fleet's scheduling flags
+//! (pull-staged, a short lost-executor timeout), a fence of allowed
+//! locations, and the scheduler's Prometheus scrape is read. It needs a Docker engine, so it is `#[ignore]`d by
 //! default and CI runs it: where Docker is expected, its absence fails.
 
 use std::fs::File;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e::expect::{Expected, check_counts, check_keys};
-use e2e::http::http_request;
+use e2e::http::{http_request, prometheus_value};
 use e2e::tables::Published;
 use e2e::{binary, free_ports, workspace_root};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -64,6 +66,18 @@ async fn the_compose_cluster_runs_the_etl_and_survives_a_killed_executor() {
     let first = compose.published().await;
     check_counts(&first, &SAMPLE).await;
     check_keys(&first).await;
+    // The scheduler's Prometheus scrape counts the run's jobs, all completed.
+    let (status, scrape) =
+        http_request(compose.scheduler_port, "GET", "/api/metrics").expect("the scheduler answers");
+    assert_eq!(status, 200, "{scrape}");
+    let completed = metric(&scrape, "job_completed_total");
+    assert!(completed >= 1.0, "{scrape}");
+    assert_eq!(
+        metric(&scrape, "job_submitted_total"),
+        completed,
+        "{scrape}"
+    );
+    assert_eq!(metric(&scrape, "job_failed_total"), 0.0, "{scrape}");
 
     let started = Instant::now();
     let executors = compose.containers("executor");
@@ -88,6 +102,11 @@ async fn the_compose_cluster_runs_the_etl_and_survives_a_killed_executor() {
     assert_ne!(second.run_id, first.run_id, "the rerun published a new run");
     check_counts(&second, &SAMPLE).await;
     check_keys(&second).await;
+}
+
+/// The value of a Prometheus counter in a scrape.
+fn metric(scrape: &str, name: &str) -> f64 {
+    prometheus_value(scrape, name).unwrap_or_else(|| panic!("no {name} in the scrape:\n{scrape}"))
 }
 
 fn docker(args: &[&str]) -> Output {

@@ -28,7 +28,7 @@ trap 'rm -rf "$work"' EXIT
 base_rootfs() {
   local rootfs="$1"
   install -d -m 1777 "$rootfs/tmp"
-  install -d "$rootfs/var/lib/sparkify/work"
+  install -d "$rootfs/var/lib/sparkify/work" "$rootfs/var/lib/sparkify/events"
   install -D -m 644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
   printf 'root:x:0:0::/:/sbin/nologin\nsparkify:x:10001:10001::/var/lib/sparkify:/sbin/nologin\n' > "$rootfs/etc/passwd"
   printf 'root:x:0:\nsparkify:x:10001:\n' > "$rootfs/etc/group"

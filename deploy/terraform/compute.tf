@@ -19,6 +19,15 @@ locals {
   artifacts             = "s3://${aws_s3_bucket.artifacts.id}/${local.artifacts_prefix}"
 }
 
+locals {
+  # Plans naming any other location are refused by the scheduler and by
+  # every executor (docs/operations.md, "Who may submit what").
+  allowed_locations = "s3://${var.input_bucket},${local.lake}"
+
+  # Both roles log one JSON object per line, for CloudWatch Logs Insights.
+  common_flags = "--allowed-locations ${local.allowed_locations} --log-format json"
+}
+
 data "aws_ssm_parameter" "al2023" {
   name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 }
@@ -60,7 +69,7 @@ resource "aws_launch_template" "scheduler" {
     role      = "scheduler"
     artifacts = local.artifacts
     region    = var.region
-    flags     = "--bind-host 0.0.0.0 --bind-port ${var.scheduler_port} --external-host $${PRIVATE_IP} --enable-embedded-flight-proxy --scheduler-policy ${local.scheduling_policy} --executor-timeout-seconds ${local.executor_lost_seconds}"
+    flags     = "--bind-host 0.0.0.0 --bind-port ${var.scheduler_port} --external-host $${PRIVATE_IP} --enable-embedded-flight-proxy --scheduler-policy ${local.scheduling_policy} --executor-timeout-seconds ${local.executor_lost_seconds} --event-log-dir /var/lib/sparkify/events ${local.common_flags}"
   }))
 }
 
@@ -111,7 +120,7 @@ resource "aws_launch_template" "executor" {
     role      = "executor"
     artifacts = local.artifacts
     region    = var.region
-    flags     = "--bind-host 0.0.0.0 --external-host $${PRIVATE_IP} --bind-port ${local.executor_flight_port} --task-scheduling-policy ${local.scheduling_policy} --scheduler-host ${aws_instance.scheduler.private_ip} --scheduler-port ${var.scheduler_port} --scheduler-connect-timeout-seconds 300 --work-dir /var/lib/sparkify"
+    flags     = "--bind-host 0.0.0.0 --external-host $${PRIVATE_IP} --bind-port ${local.executor_flight_port} --task-scheduling-policy ${local.scheduling_policy} --scheduler-host ${aws_instance.scheduler.private_ip} --scheduler-port ${var.scheduler_port} --scheduler-connect-timeout-seconds 300 --work-dir /var/lib/sparkify ${local.common_flags}"
   }))
 }
 

@@ -30,3 +30,14 @@ pub fn http_request(port: u16, method: &str, path: &str) -> Option<(u16, String)
 pub fn answers(port: u16, path: &str) -> bool {
     http_request(port, "GET", path).is_some_and(|(status, _)| (200..300).contains(&status))
 }
+
+/// The value of a metric in a Prometheus scrape, `name value` on its line.
+pub fn prometheus_value(scrape: &str, name: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

@@ -7,6 +7,7 @@ use std::net::TcpListener as StdListener;
 
 use ballista_executor::executor_process::ExecutorProcessConfig;
 use ballista_scheduler::config::SchedulerConfig;
+use etl::allowed::AllowedLocations;
 use tokio::net::TcpListener;
 
 use crate::error::ClusterError;
@@ -35,6 +36,7 @@ impl EmbeddedCluster {
                 .with_hostname(LOOPBACK)
                 .with_port(port)
                 .with_scheduler_policy(TaskSchedulingPolicy::PushStaged),
+            AllowedLocations::anywhere(),
         );
         tokio::spawn(async move {
             if let Err(e) = scheduler::serve(scheduler_config, listener).await {
@@ -106,21 +108,24 @@ impl InProcessExecutor {
 
     /// The executor's configuration with its Flight and gRPC ports.
     fn config(&self, [flight, grpc]: [u16; 2]) -> ExecutorProcessConfig {
-        executor::with_lake_setup(ExecutorProcessConfig {
-            bind_host: LOOPBACK.into(),
-            external_host: Some(LOOPBACK.into()),
-            port: flight,
-            grpc_port: grpc,
-            scheduler_host: LOOPBACK.into(),
-            scheduler_port: self.scheduler_port,
-            scheduler_connect_timeout_seconds: 10,
-            vcores: self.vcores,
-            memory_pool_size: self.memory,
-            work_dir: Some(self.work_dir.clone()),
-            print_thread_info: false,
-            task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
-            ..ExecutorProcessConfig::default()
-        })
+        executor::with_lake_setup(
+            ExecutorProcessConfig {
+                bind_host: LOOPBACK.into(),
+                external_host: Some(LOOPBACK.into()),
+                port: flight,
+                grpc_port: grpc,
+                scheduler_host: LOOPBACK.into(),
+                scheduler_port: self.scheduler_port,
+                scheduler_connect_timeout_seconds: 10,
+                vcores: self.vcores,
+                memory_pool_size: self.memory,
+                work_dir: Some(self.work_dir.clone()),
+                print_thread_info: false,
+                task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
+                ..ExecutorProcessConfig::default()
+            },
+            AllowedLocations::anywhere(),
+        )
     }
 }
 

@@ -23,7 +23,10 @@ use futures::TryStreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::error::ClusterError;
-use crate::rest::{JobInfo, SchedulerIdentity, SchedulerRest};
+use ballista_api_types::dto::JobResponse;
+use etl::allowed::AllowedLocations;
+
+use crate::rest::{SchedulerIdentity, SchedulerRest, running_tasks, stage_report, task_counts};
 use cluster::session::physical_codec;
 use cluster::shuffle::JobShuffle;
 
@@ -103,7 +106,7 @@ impl BallistaEngine {
             let tasks = rest
                 .stages(&job.job_id)
                 .await
-                .map(|s| s.task_counts())
+                .map(|s| task_counts(&s))
                 .unwrap_or_default();
             bar.set_length(job.num_stages as u64);
             bar.set_position(job.completed_stages as u64);
@@ -134,7 +137,7 @@ impl BallistaEngine {
             self.rest.grpc_url(),
             &config.ballista_config(),
             plan,
-            physical_codec().as_ref(),
+            physical_codec(AllowedLocations::anywhere()).as_ref(),
             self.session_id.clone(),
             config,
         )
@@ -169,7 +172,7 @@ impl BallistaEngine {
                     report.stages = stages
                         .stages
                         .iter()
-                        .map(|s| s.report(shuffle.stage(&s.stage_id)))
+                        .map(|s| stage_report(s, shuffle.stage(&s.stage_id)))
                         .collect();
                     // The scheduler lists them in no particular order.
                     report
@@ -251,7 +254,7 @@ pub struct SessionJobs {
 
 impl SessionJobs {
     /// The session's jobs the scheduler lists as queued or running.
-    async fn unfinished(&self) -> Result<Vec<JobInfo>, ClusterError> {
+    async fn unfinished(&self) -> Result<Vec<JobResponse>, ClusterError> {
         let mut jobs = self.rest.jobs().await?;
         jobs.retain(|job| {
             matches!(job.status.as_str(), "Queued" | "Running")
@@ -292,8 +295,8 @@ impl SessionJobs {
                 job.status,
                 job.completed_stages,
                 job.num_stages,
-                stages.running_tasks(),
-                stages.task_counts().0
+                running_tasks(&stages),
+                task_counts(&stages).0
             ));
         }
         Ok(described)

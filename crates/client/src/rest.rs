@@ -1,8 +1,12 @@
 //! The scheduler's REST API (served on its gRPC port): liveness, registered
-//! executors, and the progress of jobs.
+//! executors, and the progress of jobs, read into Ballista's own response
+//! types (`ballista-api-types`) where it has them.
 
 use std::time::{Duration, Instant};
 
+use ballista_api_types::dto::{
+    JobResponse, QueryStageSummary, QueryStagesResponse, TaskStatus, TaskSummary,
+};
 use etl::report::StageReport;
 use serde::Deserialize;
 
@@ -21,18 +25,6 @@ const LONGEST_REGISTRATION_POLL: Duration = Duration::from_millis(200);
 pub struct SchedulerRest {
     address: String,
     http: reqwest::Client,
-}
-
-/// A job as `/api/jobs` lists it.
-#[derive(Clone, Debug, Deserialize)]
-pub struct JobInfo {
-    pub job_id: String,
-    pub job_name: String,
-    pub status: String,
-    #[serde(default)]
-    pub num_stages: usize,
-    #[serde(default)]
-    pub completed_stages: usize,
 }
 
 /// An executor as `/api/executors` lists it.
@@ -72,84 +64,43 @@ pub struct SchedulerIdentity {
     pub started: u128,
 }
 
-/// The stages of a job, as `/api/job/{id}/stages` lists them.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Stages {
-    pub stages: Vec<StageInfo>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct StageInfo {
-    pub stage_id: String,
-    pub stage_status: String,
-    #[serde(default)]
-    pub input_rows: u64,
-    #[serde(default)]
-    pub output_rows: u64,
-    #[serde(default)]
-    pub tasks: Vec<Option<TaskInfo>>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct TaskInfo {
-    pub status: serde_json::Value,
-    /// Milliseconds since the epoch.
-    #[serde(default)]
-    pub start_exec_time: u64,
-    #[serde(default)]
-    pub end_exec_time: u64,
-    #[serde(default)]
-    pub exec_duration: u64,
-}
-
-impl TaskInfo {
-    pub fn succeeded(&self) -> bool {
-        self.status.as_str() == Some("Successful")
-    }
-
-    pub fn running(&self) -> bool {
-        self.status.as_str() == Some("Running")
+/// A stage as the run report shows it, with what it wrote for the next
+/// stage (nothing when the scheduler does not say).
+pub fn stage_report(stage: &QueryStageSummary, shuffle: Option<&StageShuffle>) -> StageReport {
+    let (shuffle_blocks, shuffle_bytes) = shuffle.map_or((0, 0), |s| (s.blocks, s.bytes));
+    let tasks: Vec<&TaskSummary> = stage.tasks.iter().flatten().collect();
+    let first = tasks.iter().map(|t| t.start_exec_time).min().unwrap_or(0);
+    let last = tasks.iter().map(|t| t.end_exec_time).max().unwrap_or(0);
+    StageReport {
+        stage: stage.stage_id.clone(),
+        tasks: tasks.len(),
+        seconds: last.saturating_sub(first) as f64 / 1000.0,
+        input_rows: stage.input_rows as u64,
+        output_rows: stage.output_rows as u64,
+        shuffle_blocks,
+        shuffle_bytes,
+        task_ms: tasks.iter().map(|t| t.exec_duration).collect(),
     }
 }
 
-impl StageInfo {
-    /// The stage as the run report shows it, with what it wrote for the
-    /// next stage (nothing when the scheduler does not say).
-    pub fn report(&self, shuffle: Option<&StageShuffle>) -> StageReport {
-        let (shuffle_blocks, shuffle_bytes) = shuffle.map_or((0, 0), |s| (s.blocks, s.bytes));
-        let tasks: Vec<&TaskInfo> = self.tasks.iter().flatten().collect();
-        let first = tasks.iter().map(|t| t.start_exec_time).min().unwrap_or(0);
-        let last = tasks.iter().map(|t| t.end_exec_time).max().unwrap_or(0);
-        StageReport {
-            stage: self.stage_id.clone(),
-            tasks: tasks.len(),
-            seconds: last.saturating_sub(first) as f64 / 1000.0,
-            input_rows: self.input_rows,
-            output_rows: self.output_rows,
-            shuffle_blocks,
-            shuffle_bytes,
-            task_ms: tasks.iter().map(|t| t.exec_duration).collect(),
-        }
-    }
+/// Tasks finished and tasks known (started), over all stages of a job.
+pub fn task_counts(stages: &QueryStagesResponse) -> (usize, usize) {
+    tasks(stages).fold((0, 0), |(done, all), t| {
+        let done_now = matches!(t.status, TaskStatus::Successful);
+        (done + usize::from(done_now), all + 1)
+    })
 }
 
-impl Stages {
-    /// Tasks finished and tasks known (started), over all stages.
-    pub fn task_counts(&self) -> (usize, usize) {
-        self.tasks().fold((0, 0), |(done, all), t| {
-            (done + usize::from(t.succeeded()), all + 1)
-        })
-    }
+/// Tasks running now, over all stages of a job.
+pub fn running_tasks(stages: &QueryStagesResponse) -> usize {
+    tasks(stages)
+        .filter(|t| matches!(t.status, TaskStatus::Running))
+        .count()
+}
 
-    /// Tasks running now, over all stages.
-    pub fn running_tasks(&self) -> usize {
-        self.tasks().filter(|t| t.running()).count()
-    }
-
-    /// Every task the scheduler has started, over all stages.
-    fn tasks(&self) -> impl Iterator<Item = &TaskInfo> {
-        self.stages.iter().flat_map(|s| s.tasks.iter().flatten())
-    }
+/// Every task the scheduler has started, over all stages.
+fn tasks(stages: &QueryStagesResponse) -> impl Iterator<Item = &TaskSummary> {
+    stages.stages.iter().flat_map(|s| s.tasks.iter().flatten())
 }
 
 impl SchedulerRest {
@@ -219,11 +170,11 @@ impl SchedulerRest {
         self.get("/api/executors").await
     }
 
-    pub async fn jobs(&self) -> Result<Vec<JobInfo>, ClusterError> {
+    pub async fn jobs(&self) -> Result<Vec<JobResponse>, ClusterError> {
         self.get("/api/jobs").await
     }
 
-    pub async fn stages(&self, job_id: &str) -> Result<Stages, ClusterError> {
+    pub async fn stages(&self, job_id: &str) -> Result<QueryStagesResponse, ClusterError> {
         self.get(&format!("/api/job/{job_id}/stages")).await
     }
 

@@ -6,9 +6,11 @@
 //! - [`scheduler`], [`executor`]: Ballista's scheduler and executor with our setup;
 //! - [`shuffle`]: the bytes each stage shuffled, an endpoint of our
 //!   scheduler that the client reads;
-//! - [`logging`]: how every role logs.
+//! - [`logging`]: how every role logs;
+//! - [`flags`]: what our scheduler and executor take beyond Ballista's flags.
 
 pub mod executor;
+pub mod flags;
 pub mod logging;
 pub mod object_stores;
 pub mod scheduler;

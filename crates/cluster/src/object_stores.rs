@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreRegistry;
+use etl::allowed::AllowedLocations;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
@@ -25,11 +26,24 @@ use url::Url;
 #[derive(Debug, Default)]
 pub struct LakeObjectStores {
     stores: RwLock<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// Stores are handed out only for these locations' buckets: the fence
+    /// DataFusion's own scans meet ([`etl::allowed`]).
+    allowed: AllowedLocations,
 }
 
 impl LakeObjectStores {
+    /// Every store, for the client.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Only the stores holding `allowed` locations, for a scheduler or
+    /// executor started with `--allowed-locations`.
+    pub fn fenced(allowed: AllowedLocations) -> Self {
+        Self {
+            stores: RwLock::default(),
+            allowed,
+        }
     }
 }
 
@@ -51,6 +65,12 @@ impl ObjectStoreRegistry for LakeObjectStores {
 
     fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         let key = key(url);
+        if !self.allowed.allows_store(&key) {
+            return Err(DataFusionError::Plan(format!(
+                "plan refused: it reaches {key}, outside the allowed locations ({})",
+                self.allowed
+            )));
+        }
         if let Some(store) = self
             .stores
             .read()

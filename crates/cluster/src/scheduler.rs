@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
 use ballista_core::error::BallistaError;
 use ballista_core::extension::BallistaConfigGrpcEndpoint;
 use ballista_core::flight_proxy_service::BallistaFlightProxyService;
@@ -15,29 +19,33 @@ use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::create_scheduler;
 use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use etl::allowed::AllowedLocations;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 
 use crate::object_stores::LakeObjectStores;
 use crate::session::{
-    physical_codec, raise_message_limits, runtime_env, scheduler_session_state, session_config,
+    fenced_session_config, physical_codec, raise_message_limits, runtime_env,
+    scheduler_session_state,
 };
 
 /// Adds our codec, session and object stores to a scheduler configuration,
 /// and raises its gRPC message limits to
-/// [`MAX_MESSAGE_BYTES`](crate::session::MAX_MESSAGE_BYTES).
+/// [`MAX_MESSAGE_BYTES`](crate::session::MAX_MESSAGE_BYTES). Submitted plans
+/// may touch only the `allowed` locations.
 /// The scheduling policy is the caller's (`--scheduler-policy`).
-pub fn with_lake_setup(config: SchedulerConfig) -> SchedulerConfig {
-    let stores = Arc::new(LakeObjectStores::new());
+pub fn with_lake_setup(config: SchedulerConfig, allowed: AllowedLocations) -> SchedulerConfig {
+    let stores = Arc::new(LakeObjectStores::fenced(allowed.clone()));
+    let codec = physical_codec(allowed.clone());
     let mut config = config
-        .with_override_config_producer(Arc::new(|| session_config(1)))
+        .with_override_config_producer(Arc::new(move || fenced_session_config(1, allowed.clone())))
         .with_override_session_builder(Arc::new(move |config| {
             Ok(scheduler_session_state(
                 config,
                 runtime_env(Arc::clone(&stores), None)?,
             ))
         }));
-    config.override_physical_codec = Some(physical_codec());
+    config.override_physical_codec = Some(codec);
     raise_message_limits([
         &mut config.grpc_server_max_decoding_message_size,
         &mut config.grpc_server_max_encoding_message_size,
@@ -49,7 +57,8 @@ pub fn with_lake_setup(config: SchedulerConfig) -> SchedulerConfig {
 type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
 
 /// Serves the scheduler on `listener` until the process ends: Ballista's
-/// gRPC service and REST API, and our `/api/job/{id}/shuffle` (see
+/// gRPC service and REST API (with `/api/metrics` in Prometheus's format),
+/// the `/healthz` and `/readyz` probes, and our `/api/job/{id}/shuffle` (see
 /// [`crate::shuffle`]). Ballista's `start_grpc_service_with_listener` takes
 /// no extra routes, so this composes the same services itself; it leaves out
 /// the Flight SQL frontend and KEDA scaler, features we do not build.
@@ -64,6 +73,7 @@ pub async fn serve(
     let scheduler =
         create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::clone(&config)).await?;
     let router = get_routes(Arc::new(scheduler.clone()))
+        .merge(health_routes(scheduler.clone()))
         .merge(crate::shuffle::routes(jobs))
         .merge(grpc_routes(&config, scheduler).into_axum_router());
     axum::serve(
@@ -72,6 +82,31 @@ pub async fn serve(
     )
     .await
     .map_err(BallistaError::from)
+}
+
+/// `/healthz` answers while the process serves; `/readyz` once at least
+/// `--min-ready-executors` executors are registered. Ballista mounts the
+/// same probes in its own `start_grpc_service_with_listener`, which takes no
+/// extra routes and keeps its probe handlers to itself.
+fn health_routes(scheduler: Scheduler) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(Arc::new(scheduler))
+}
+
+async fn readyz(State(scheduler): State<Arc<Scheduler>>) -> (StatusCode, String) {
+    let required = scheduler.state.config.min_ready_executors;
+    if scheduler.is_ready() {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: fewer than {required} executors registered (--min-ready-executors)\n"
+            ),
+        )
+    }
 }
 
 /// The scheduler's gRPC service, and the Flight proxy when

@@ -10,6 +10,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use etl::allowed::AllowedLocations;
 use etl::codec::LakeCodec;
 
 use crate::object_stores::LakeObjectStores;
@@ -37,6 +38,12 @@ pub fn raise_message_limits<const N: usize>(limits: [&mut u32; N]) {
 ///   side's unmatched rows again (the songplays left join duplicated plays);
 /// - `partitions` sets how many tasks each stage runs.
 pub fn session_config(partitions: usize) -> SessionConfig {
+    fenced_session_config(partitions, AllowedLocations::anywhere())
+}
+
+/// [`session_config`] for a scheduler or executor whose plans may touch
+/// only the `allowed` locations.
+pub fn fenced_session_config(partitions: usize, allowed: AllowedLocations) -> SessionConfig {
     let mut config = SessionConfig::new_with_ballista()
         .set_usize(
             "ballista.client.grpc_max_message_size",
@@ -44,7 +51,7 @@ pub fn session_config(partitions: usize) -> SessionConfig {
         )
         .with_target_partitions(partitions.max(1))
         .with_round_robin_repartition(false)
-        .with_ballista_physical_extension_codec(physical_codec());
+        .with_ballista_physical_extension_codec(physical_codec(allowed));
     let options = config.options_mut();
     options.optimizer.prefer_hash_join = true;
     options.optimizer.hash_join_single_partition_threshold = 0;
@@ -53,11 +60,13 @@ pub fn session_config(partitions: usize) -> SessionConfig {
     config
 }
 
-/// Our operators' codec in front of Ballista's.
-pub fn physical_codec() -> Arc<dyn PhysicalExtensionCodec> {
-    Arc::new(LakeCodec::new(Arc::new(
-        BallistaPhysicalExtensionCodec::default(),
-    )))
+/// Our operators' codec in front of Ballista's, refusing operators that
+/// touch anything outside `allowed`.
+pub fn physical_codec(allowed: AllowedLocations) -> Arc<dyn PhysicalExtensionCodec> {
+    Arc::new(LakeCodec::new(
+        Arc::new(BallistaPhysicalExtensionCodec::default()),
+        allowed,
+    ))
 }
 
 /// A runtime whose object stores come from [`LakeObjectStores`]; spill files
@@ -84,11 +93,85 @@ pub fn scheduler_session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) 
 
 /// The client's planning context, see [`etl::planning_context`].
 pub fn planning_context(
-    partitions: usize,
+    config: SessionConfig,
     stores: Arc<LakeObjectStores>,
 ) -> Result<SessionContext> {
-    Ok(etl::planning_context(
-        session_config(partitions),
-        runtime_env(stores, None)?,
-    ))
+    Ok(etl::planning_context(config, runtime_env(stores, None)?))
+}
+
+/// Settings [`session_config`] fixes because the jobs are correct or
+/// bounded only with them, and why; `--conf` refuses to change them.
+const PROTECTED: &[(&str, &str)] = &[
+    ("datafusion.execution.target_partitions", "use --partitions"),
+    (
+        "datafusion.optimizer.prefer_hash_join",
+        "the joins must be shuffled hash joins (a broadcast outer join duplicates plays)",
+    ),
+    (
+        "datafusion.optimizer.hash_join_single_partition_threshold",
+        "the joins must be shuffled hash joins (a broadcast outer join duplicates plays)",
+    ),
+    (
+        "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+        "the joins must be shuffled hash joins (a broadcast outer join duplicates plays)",
+    ),
+    (
+        "datafusion.optimizer.enable_round_robin_repartition",
+        "on Ballista every repartition is a shuffle stage",
+    ),
+    (
+        "datafusion.execution.listing_table_ignore_subdirectory",
+        "the input is read from nested folders",
+    ),
+];
+
+/// Applies `--conf key=value` settings (DataFusion's `datafusion.*` and
+/// Ballista's `ballista.*` keys) to a session, as `spark-submit --conf`
+/// does; they travel with every job to the scheduler and executors.
+/// Unknown keys, bad values and the [`PROTECTED`] settings are refused.
+pub fn with_settings(
+    mut config: SessionConfig,
+    settings: &[(String, String)],
+) -> std::result::Result<SessionConfig, String> {
+    for (key, value) in settings {
+        if let Some((_, why)) = PROTECTED.iter().find(|(name, _)| name == key) {
+            return Err(format!(
+                "--conf {key}: set by Sparkify Lake and not changeable: {why}"
+            ));
+        }
+        config
+            .options_mut()
+            .set(key, value)
+            .map_err(|e| format!("--conf {key}={value}: {}", e.find_root()))?;
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str, value: &str) -> std::result::Result<SessionConfig, String> {
+        with_settings(session_config(2), &[(key.to_string(), value.to_string())])
+    }
+
+    #[test]
+    fn settings_reach_the_session() {
+        let config = set("datafusion.execution.batch_size", "1024").unwrap();
+        assert_eq!(config.batch_size(), 1024);
+        let config = set("datafusion.execution.parquet.pushdown_filters", "true").unwrap();
+        assert!(config.options().execution.parquet.pushdown_filters);
+    }
+
+    #[test]
+    fn protected_unknown_and_bad_settings_are_refused() {
+        let protected = set("datafusion.optimizer.prefer_hash_join", "false").unwrap_err();
+        assert!(protected.contains("not changeable"), "{protected}");
+        assert!(set("datafusion.execution.no_such_thing", "1").is_err());
+        let bad = set("datafusion.execution.batch_size", "many").unwrap_err();
+        assert!(
+            bad.starts_with("--conf datafusion.execution.batch_size=many: "),
+            "{bad}"
+        );
+    }
 }

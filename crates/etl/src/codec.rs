@@ -15,6 +15,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use serde::{Deserialize, Serialize};
 
+use crate::allowed::AllowedLocations;
 use crate::extract::scan::{RawScanExec, ScanSpec};
 use crate::load::writer::{ParquetWriterExec, WriteSpec};
 
@@ -32,11 +33,27 @@ enum LakeNode {
 #[derive(Debug)]
 pub struct LakeCodec {
     inner: Arc<dyn PhysicalExtensionCodec>,
+    /// Where decoded operators may read and write; checked as they are
+    /// decoded, before any task runs.
+    allowed: AllowedLocations,
 }
 
 impl LakeCodec {
-    pub fn new(inner: Arc<dyn PhysicalExtensionCodec>) -> Self {
-        Self { inner }
+    pub fn new(inner: Arc<dyn PhysicalExtensionCodec>, allowed: AllowedLocations) -> Self {
+        Self { inner, allowed }
+    }
+
+    /// Refuses a node that reads or writes outside the allowed locations.
+    fn check(&self, node: &LakeNode) -> Result<()> {
+        match node {
+            LakeNode::Scan(spec) => self.allowed.check(&spec.root, "reads"),
+            LakeNode::Write(spec) => {
+                self.allowed.check(&spec.location, "writes")?;
+                spec.attempts
+                    .iter()
+                    .try_for_each(|attempts| self.allowed.check(attempts, "writes"))
+            }
+        }
     }
 }
 
@@ -53,6 +70,7 @@ impl PhysicalExtensionCodec for LakeCodec {
         };
         let node: LakeNode = serde_json::from_slice(json)
             .map_err(|e| DataFusionError::Internal(format!("undecodable plan node: {e}")))?;
+        self.check(&node)?;
         match (node, inputs) {
             (LakeNode::Scan(spec), [input]) => {
                 Ok(Arc::new(RawScanExec::try_new(spec, Arc::clone(input))?))

@@ -14,6 +14,14 @@ pub enum EtlError {
     #[error("{0}")]
     Location(String),
 
+    /// The input's object store cannot be set up (no credentials, say).
+    #[error("{0}")]
+    InputStore(String),
+
+    /// The output's object store cannot be set up.
+    #[error("{0}")]
+    OutputStore(String),
+
     /// The input folder holds no input files.
     #[error(
         "no input files under {location} (want *.json or *.json.gz; {ignored} other objects there)"
@@ -73,6 +81,17 @@ pub enum EtlError {
     /// A job on the engine failed; the message is the engine's reason.
     #[error("{job} failed: {error}")]
     Job { job: String, error: DataFusionError },
+
+    /// Staged records share a record id: a staging task's output was kept
+    /// twice. Nothing is published.
+    #[error(
+        "{duplicated} staged {input} records repeat another's record id (a staging task's output \
+         was kept twice); nothing was published"
+    )]
+    DuplicateRecords {
+        input: &'static str,
+        duplicated: u64,
+    },
 
     /// A table's writers reported other rows than its records give, twice.
     #[error(

@@ -11,8 +11,10 @@
 //! - [`load`]: the partitioned Parquet writer and the publish protocol;
 //! - [`local_disk`]: batched reads and writes of small local files;
 //! - [`run`]: the steps of a run; [`report`]: what it did, in numbers;
-//! - [`codec`]: how our operators travel inside Ballista plans.
+//! - [`codec`]: how our operators travel inside Ballista plans, and
+//!   [`allowed`]: the locations a plan may name on a shared cluster.
 
+pub mod allowed;
 pub mod codec;
 pub mod crash;
 pub mod error;

@@ -117,6 +117,11 @@ impl Location {
         self.url.as_str().trim_end_matches('/').to_string()
     }
 
+    /// Whether this folder is `root` or lies under it.
+    pub fn is_within(&self, root: &Location) -> bool {
+        self.url.as_str().starts_with(root.url.as_str())
+    }
+
     pub fn is_local(&self) -> bool {
         self.url.scheme() == "file"
     }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use client::error::ClusterError;
+use cluster::logging::LogFormat;
 use etl::error::EtlError;
 use etl::extract::scan::RejectPolicy;
 use etl::load::TableFormat;
@@ -132,9 +133,35 @@ pub struct Args {
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Log what the client does (RUST_LOG overrides).
-    #[arg(long, short)]
-    pub verbose: bool,
+    /// Log what the client does: -v at info, -vv debug, -vvv trace
+    /// (RUST_LOG overrides).
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log lines as text, or as one JSON object each.
+    #[arg(long, env = "SPARKIFY_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+
+    /// A DataFusion or Ballista session setting for every job, as
+    /// `spark-submit --conf` (`datafusion.execution.batch_size=4096`);
+    /// repeatable. The settings the jobs depend on are refused.
+    #[arg(long = "conf", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    pub conf: Vec<(String, String)>,
+}
+
+/// A command line that parses but cannot be used (a refused `--conf`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// Splits a `--conf` argument at its first `=`.
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
 }
 
 const EXIT_CODES: &str = "\
@@ -184,16 +211,24 @@ impl Args {
 
 /// The documented exit code for an error.
 pub fn exit_code(error: &anyhow::Error) -> ExitCode {
-    let code = if let Some(error) = error.downcast_ref::<EtlError>() {
+    let code = if error.downcast_ref::<Usage>().is_some() {
+        2
+    } else if let Some(error) = error.downcast_ref::<EtlError>() {
         match error {
             EtlError::Location(_) => 2,
-            EtlError::NoInput { .. } | EtlError::Input { .. } => 3,
-            EtlError::Store { .. } | EtlError::OutputNotWritable { .. } | EtlError::Delta(_) => 4,
+            EtlError::NoInput { .. } | EtlError::Input { .. } | EtlError::InputStore(_) => 3,
+            EtlError::Store { .. }
+            | EtlError::OutputStore(_)
+            | EtlError::OutputNotWritable { .. }
+            | EtlError::Delta(_) => 4,
             EtlError::ConcurrentRun(_) => 8,
             EtlError::TooManyRejects { .. } | EtlError::Empty(_) => 7,
             EtlError::StrictReject(_) => 7,
             EtlError::Engine(engine) if engine.downcast_ref::<ClusterError>().is_some() => 5,
-            EtlError::Engine(_) | EtlError::Job { .. } | EtlError::RowCount { .. } => 6,
+            EtlError::Engine(_)
+            | EtlError::Job { .. }
+            | EtlError::RowCount { .. }
+            | EtlError::DuplicateRecords { .. } => 6,
             EtlError::Plan { .. } => 1,
         }
     } else if error.downcast_ref::<ClusterError>().is_some() {

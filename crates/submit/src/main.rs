@@ -17,20 +17,30 @@ use client::embedded::EmbeddedCluster;
 use client::engine::{BallistaEngine, SessionJobs};
 use client::error::ClusterError;
 use client::rest::SchedulerRest;
+use cluster::logging::LogSettings;
 use cluster::object_stores::LakeObjectStores;
-use cluster::session::{planning_context, session_config};
+use cluster::session::{planning_context, session_config, with_settings};
 use etl::run::{explain_run, run_etl};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
-use cli::{Args, exit_code};
+use cli::{Args, Usage, exit_code};
 
 fn main() -> ExitCode {
     cluster::disable_transparent_huge_pages();
     let args = Args::parse();
     // Ballista logs a failed job at ERROR before `submit` reports it in its
-    // own one line; `-v` shows Ballista's view too.
-    let quiet = "warn,ballista_core=off,ballista_scheduler=off,ballista_executor=off";
-    cluster::logging::init(if args.verbose { "info" } else { quiet }, None, "submit");
+    // own one line, and the Delta kernel logs a table that does not exist
+    // yet (a first run) at ERROR; `-v` shows their view too.
+    let level = match args.verbose {
+        0 => {
+            "warn,ballista_core=off,ballista_scheduler=off,ballista_executor=off,buoyant_kernel=off"
+        }
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    // Logging to stderr cannot fail.
+    let _ = cluster::logging::init(&LogSettings::stderr(level, "submit", args.log_format));
     log_ballista_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -232,6 +242,8 @@ async fn submit(
     session_jobs: &mut Option<SessionJobs>,
 ) -> anyhow::Result<()> {
     let config = args.run_config()?;
+    // Refused settings stop the run before it reaches a cluster.
+    with_settings(session_config(1), &args.conf).map_err(Usage)?;
     if args.list_runs || args.rollback.is_some() {
         return manage_lake(&args, &config).await;
     }
@@ -259,9 +271,10 @@ async fn submit(
     let partitions = args
         .partitions
         .unwrap_or_else(|| executors.iter().map(|e| e.vcores()).sum());
-    let engine = BallistaEngine::new(rest, session_config(partitions), progress).await?;
+    let session = with_settings(session_config(partitions), &args.conf).map_err(Usage)?;
+    let engine = BallistaEngine::new(rest, session.clone(), progress).await?;
     *session_jobs = Some(engine.jobs());
-    let ctx = planning_context(partitions, Arc::new(LakeObjectStores::new()))?;
+    let ctx = planning_context(session, Arc::new(LakeObjectStores::new()))?;
     let config = etl::run::RunConfig {
         partitions,
         ..config
@@ -277,7 +290,7 @@ async fn submit(
 /// `--list-runs` and `--rollback`: the lake's history, read or rolled
 /// back by the client alone, with no cluster.
 async fn manage_lake(args: &Args, config: &etl::run::RunConfig) -> anyhow::Result<()> {
-    let ctx = planning_context(1, Arc::new(LakeObjectStores::new()))?;
+    let ctx = planning_context(session_config(1), Arc::new(LakeObjectStores::new()))?;
     if let Some(run_id) = &args.rollback {
         let record = etl::run::roll_back(&ctx, config, run_id).await?;
         let versions: Vec<String> = record

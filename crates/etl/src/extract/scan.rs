@@ -153,6 +153,23 @@ fn files_of(batches: &[RecordBatch]) -> Result<Vec<ListedFile>> {
     Ok(files)
 }
 
+/// Refuses a file list naming a file outside the scan's root: the root is
+/// what `--allowed-locations` checked ([`crate::allowed`]).
+fn within_root(root: &Location, files: &[ListedFile]) -> Result<()> {
+    let prefix = root.object_path();
+    match files
+        .iter()
+        .find(|file| !Path::from(file.path.as_str()).prefix_matches(&prefix))
+    {
+        Some(file) => Err(DataFusionError::Plan(format!(
+            "plan refused: its scan of {} lists {}, outside that folder",
+            root.url(),
+            root.object_url(&file.path)
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The scan operator. See the module documentation.
 #[derive(Debug)]
 pub struct RawScanExec {
@@ -258,6 +275,7 @@ impl ExecutionPlan for RawScanExec {
         let prefix = root.store_url();
         builder.spawn(async move {
             let files = files_of(&file_list.try_collect::<Vec<_>>().await?)?;
+            within_root(&root, &files)?;
             staging.run(store, prefix, files, sender).await
         });
         Ok(builder.build())

@@ -444,6 +444,7 @@ mod tests {
 
     fn report() -> RunReport {
         RunReport {
+            schema_version: crate::report::SCHEMA_VERSION,
             versions: Default::default(),
             run_id: "run-1".into(),
             input: "file:///in/a&b <x>".into(),

@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod html;
+pub mod plays;
 
 use std::collections::BTreeMap;
 
@@ -14,8 +15,16 @@ use crate::load::writer::WrittenFile;
 use crate::schema::{InputKind, STATUS, STATUS_OK, STATUS_REJECTED};
 pub use charts::{Bar, Chart};
 
+/// The version of `_report.json`'s layout, its first field: raised when a
+/// field is renamed or removed or changes meaning, not when one is added.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `_report.json`, the contract for tools that read a run's report
+/// (`_report.html` and the terminal table are drawn from it).
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
     pub run_id: String,
     pub input: String,
     pub output: String,

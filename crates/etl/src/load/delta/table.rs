@@ -21,6 +21,7 @@ use deltalake_core::logstore::{
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::{DeltaTable, DeltaTableBuilder};
+use futures::StreamExt;
 use object_store::ObjectStore;
 use url::Url;
 
@@ -90,7 +91,26 @@ impl DeltaTarget {
         match self.builder()?.load().await {
             Ok(table) => Ok(Some(table)),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
+            // On local disk a table none of whose files were ever written
+            // has no folder, which delta-rs reports as a bad location.
+            Err(e) if !self.has_log().await? => {
+                tracing::debug!("{}: no Delta log yet ({e})", self.location);
+                Ok(None)
+            }
             Err(e) => Err(self.error("reading the log of", e)),
+        }
+    }
+
+    /// Whether anything lies under the table's `_delta_log/`.
+    async fn has_log(&self) -> Result<bool> {
+        let log = self.location.join("_delta_log").object_path();
+        match self.store.list(Some(&log)).next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(error)) => Err(EtlError::Store {
+                context: format!("listing the Delta log of {}", self.location),
+                error,
+            }),
         }
     }
 

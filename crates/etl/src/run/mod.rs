@@ -1,0 +1,227 @@
+//! One run of the ETL, from raw input to published tables.
+//!
+//! A run is a few Ballista jobs, each a physical plan built here on the
+//! client and executed by the engine:
+//!
+//! 1. **stage** (one job per input kind): the raw scan reads the JSON files,
+//!    sharded by file across tasks, and writes every record, good or
+//!    rejected, as Parquet into the run's `_staging/` area, partitioned by
+//!    `status`. This is the only time the raw input is read: Ballista has no
+//!    remote cache, so the song records that feed songs, artists and the
+//!    songplays join are materialised once instead, as a help table.
+//! 2. **rejects** (only when some records were rejected): the rejected rows,
+//!    with file, line, reason and text, become `_rejects/<input>/`.
+//! 3. **tables** (one job per table, all submitted at once): each table's
+//!    query over the staged records, ending in the partitioned writer.
+//! 4. **publish**: the files the jobs reported are committed (see
+//!    [`crate::load::publish`]).
+//!
+//! This module orchestrates those steps; [`steps`] holds each step,
+//! [`config`] what a run is asked to do, [`engine`] what it needs of
+//! Ballista, [`explain`] the plans without a run, and [`lake`] the lake's
+//! history (`--list-runs`, `--rollback`).
+
+mod config;
+mod engine;
+mod explain;
+mod lake;
+mod steps;
+
+pub use config::{RejectLimit, RunConfig};
+pub use engine::{Engine, JobOutput};
+pub use explain::explain_run;
+pub use lake::{list_runs, roll_back};
+
+use std::time::Instant;
+
+use datafusion::execution::context::SessionContext;
+use futures::future::try_join_all;
+
+use crate::crash;
+use crate::error::Result;
+use crate::extract::listing::InputListing;
+use crate::load::TableFormat;
+use crate::load::delta::TableFiles;
+use crate::load::lake_log::{LakeLog, Lease};
+use crate::load::publish;
+use crate::load::writer::WrittenFile;
+use crate::report::{InputReport, RunReport, charts};
+use crate::schema::{InputKind, STATUS_OK};
+use crate::tables::Staged;
+
+use steps::Run;
+
+/// context (see [`crate::planning_context`]); `engine` runs the jobs.
+pub async fn run_etl(
+    ctx: &SessionContext,
+    engine: &dyn Engine,
+    config: &RunConfig,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let run = Run::new(ctx, engine, config);
+    let (songs, events) = run.list_inputs().await?;
+    let output_store = run.store(&config.output)?;
+    publish::begin(&output_store, &run.layout).await?;
+    let log = LakeLog::new(output_store, &config.output);
+    match config.table_format {
+        // Delta runs claim the lake only to commit (optimistically).
+        TableFormat::Delta => {
+            let hold = Hold::Delta(log.last_claimed().await?);
+            build_and_publish(&run, songs, events, hold, started).await
+        }
+        // Parquet runs hold the output from start to publication.
+        TableFormat::Parquet => {
+            let lease = log.lease(&run.layout.run_id, config.claim_timeout).await?;
+            let built =
+                build_and_publish(&run, songs, events, Hold::Parquet(&lease), started).await;
+            let action = if built.is_ok() { "run" } else { "failed" };
+            if let Err(e) = lease.settle(action).await {
+                tracing::warn!(
+                    "{}: the output stays held until --claim-timeout: {e}",
+                    run.layout.run_id
+                );
+            }
+            built
+        }
+    }
+}
+
+/// How a run holds the output while it builds its tables.
+enum Hold<'a> {
+    /// Delta: the last claim seen at the start; the run claims the next
+    /// one when it commits.
+    Delta(Option<u64>),
+    /// Parquet: held since the start.
+    Parquet(&'a Lease),
+}
+
+/// Stages the input, builds the tables, and publishes them.
+async fn build_and_publish(
+    run: &Run<'_>,
+    songs: InputListing,
+    events: InputListing,
+    hold: Hold<'_>,
+    started: Instant,
+) -> Result<RunReport> {
+    let config = run.config;
+    let (base, lease) = match hold {
+        Hold::Delta(base) => (base, None),
+        Hold::Parquet(lease) => (None, Some(lease)),
+    };
+    crash::point(crash::STARTED);
+    let (staged_songs, staged_events) = futures::try_join!(
+        run.stage(InputKind::Songs, &songs),
+        run.stage(InputKind::Events, &events)
+    )?;
+    crash::point(crash::STAGED);
+    let mut inputs = vec![
+        InputReport::new(InputKind::Songs, &songs, &staged_songs),
+        InputReport::new(InputKind::Events, &events, &staged_events),
+    ];
+    let mut committed: Vec<WrittenFile> = Vec::new();
+    let mut rejects_schema = None;
+    let staged_kinds = [
+        (InputKind::Songs, &staged_songs),
+        (InputKind::Events, &staged_events),
+    ];
+    for (input, (kind, staged)) in inputs.iter_mut().zip(staged_kinds) {
+        if input.rejected > 0 {
+            let (files, schema) = run.write_rejects(kind, staged).await?;
+            committed.extend(files);
+            rejects_schema = Some(schema);
+            input.rejects_location = Some(run.layout.rejects(kind).url());
+        }
+    }
+    if let Err(too_many) = run.check_rejects(&inputs) {
+        // The tables stay as they are; the quarantine becomes queryable.
+        if let (TableFormat::Delta, Some(schema)) = (config.table_format, rejects_schema) {
+            let rejects = run.rejects_table(schema, &committed)?;
+            run.publish_delta(vec![rejects], &committed, base, "rejects only")
+                .await?;
+        }
+        return Err(too_many);
+    }
+
+    let staged = Staged {
+        songs: run.read_status(InputKind::Songs, &staged_songs, STATUS_OK)?,
+        events: run.read_status(InputKind::Events, &staged_events, STATUS_OK)?,
+    };
+    // Counted first: a table that would be empty, or duplicated staged
+    // records, stop the run before any table is written.
+    let expected_rows = run.expected_rows(&staged, &inputs).await?;
+    run.check_not_empty(&expected_rows, &inputs)?;
+    let (written, plays_per_user) = futures::try_join!(
+        try_join_all(
+            run.tables
+                .iter()
+                .map(|table| run.write_table(table, &staged))
+        ),
+        run.plays_per_user(&staged),
+    )?;
+    let written = run.checked(written, &expected_rows, &staged).await?;
+    let mut tables = Vec::new();
+    let mut charts = Vec::new();
+    let mut delta_tables = Vec::new();
+    for (table, (report, files, schema)) in run.tables.iter().zip(written) {
+        charts.extend(
+            table
+                .charts
+                .iter()
+                .map(|chart| chart.draw(table.name, &files)),
+        );
+        tables.push(report);
+        if config.table_format == TableFormat::Delta {
+            let partition_by = table.partition_by.iter().map(|c| c.to_string()).collect();
+            let target = run.delta_target(table.name);
+            delta_tables.push(TableFiles::written(
+                target,
+                schema,
+                partition_by,
+                &files,
+                true,
+            )?);
+        }
+        committed.extend(files);
+    }
+    if let (TableFormat::Delta, Some(schema)) = (config.table_format, rejects_schema) {
+        delta_tables.push(run.rejects_table(schema, &committed)?);
+    }
+    charts.push(charts::keys_per_count(
+        "songplays per user",
+        "user",
+        plays_per_user,
+    ));
+    crash::point(crash::WRITTEN);
+
+    let published = match config.table_format {
+        TableFormat::Delta => config.output.url(),
+        TableFormat::Parquet => run.layout.run_dir().url(),
+    };
+    let mut report = RunReport {
+        schema_version: crate::report::SCHEMA_VERSION,
+        run_id: run.layout.run_id.clone(),
+        input: config.input.url(),
+        output: config.output.url(),
+        published,
+        versions: Default::default(),
+        seconds: started.elapsed().as_secs_f64(),
+        inputs,
+        tables,
+        jobs: std::mem::take(&mut *run.jobs.lock().unwrap_or_else(|e| e.into_inner())),
+        charts,
+    };
+    match config.table_format {
+        TableFormat::Parquet => {
+            let lease = lease.expect("a Parquet run holds a lease");
+            run.publish(&report, &committed, lease).await?
+        }
+        TableFormat::Delta => {
+            let record = run
+                .publish_delta(delta_tables, &committed, base, "run")
+                .await?;
+            report.versions = record.tables;
+            run.write_report(&report).await?;
+        }
+    }
+    Ok(report)
+}
