@@ -9,7 +9,8 @@
 //! - [`extract`]: listing and decoding the input, the raw scan operator;
 //! - [`tables`]: one module per output table;
 //! - [`load`]: the partitioned Parquet writer and the publish protocol;
-//! - [`local_disk`]: batched reads and writes of small local files;
+//! - [`storage`]: a location's objects, on local disk or in a store, and
+//!   [`local_disk`]: batched reads and writes of small local files;
 //! - [`run`]: the steps of a run; [`report`]: what it did, in numbers;
 //! - [`codec`]: how our operators travel inside Ballista plans, and
 //!   [`allowed`]: the locations a plan may name on a shared cluster.
@@ -25,6 +26,7 @@ pub mod location;
 pub mod report;
 pub mod run;
 pub mod schema;
+pub mod storage;
 pub mod tables;
 
 use std::sync::Arc;

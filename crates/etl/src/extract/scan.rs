@@ -39,22 +39,16 @@ use datafusion::physical_plan::{
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
 use super::decode::{Decoded, RecordDecoder, Reject, SourceFile, record_id};
 use super::listing::InputFile;
 use crate::error::STRICT_REJECT;
-use crate::local_disk;
 use crate::location::Location;
 use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
+use crate::storage::Storage;
 
-/// Files fetched at once from an object store, per chunk: enough to hide
-/// S3 latency for tiny files.
-const FETCHES_IN_FLIGHT: usize = 64;
-/// Local files read per blocking call ([`crate::local_disk`]): one chunk.
-const LOCAL_READ_FILES: usize = 256;
 /// A task reads its files in chunks of at most the counts above, each
 /// closed early once it holds this many bytes, with [`CHUNKS_IN_FLIGHT`]
 /// going: one is read while the task decodes the other. Without the byte
@@ -266,7 +260,7 @@ impl ExecutionPlan for RawScanExec {
             schema: schema.clone(),
             decoder: RecordDecoder::new(self.spec.kind),
             rejects: self.spec.rejects,
-            local: root.is_local(),
+            storage: Storage::of(&root, store),
             batch_size: context.session_config().batch_size(),
             metrics: ScanMetrics::new(&self.metrics, partition),
         };
@@ -276,7 +270,7 @@ impl ExecutionPlan for RawScanExec {
         builder.spawn(async move {
             let files = files_of(&file_list.try_collect::<Vec<_>>().await?)?;
             within_root(&root, &files)?;
-            staging.run(store, prefix, files, sender).await
+            staging.run(prefix, files, sender).await
         });
         Ok(builder.build())
     }
@@ -311,8 +305,8 @@ struct Staging {
     schema: SchemaRef,
     decoder: RecordDecoder,
     rejects: RejectPolicy,
-    /// The input is on local disk: read in batches ([`crate::local_disk`]).
-    local: bool,
+    /// Where the input's files are read from.
+    storage: Storage,
     batch_size: usize,
     metrics: ScanMetrics,
 }
@@ -322,16 +316,16 @@ impl Staging {
     /// object paths in messages (`s3://bucket`).
     async fn run(
         self,
-        store: Arc<dyn ObjectStore>,
         store_url: String,
         files: Vec<ListedFile>,
         sender: Sender<Result<RecordBatch>>,
     ) -> Result<()> {
-        let mut fetched = if self.local {
-            local_reads(store_url, files).boxed()
-        } else {
-            store_reads(store, store_url, files).boxed()
-        };
+        let storage = self.storage.clone();
+        let mut fetched = Box::pin(read_in_chunks(
+            files,
+            storage.files_per_read(),
+            move |chunk| read_chunk(storage.clone(), store_url.clone(), chunk),
+        ));
         let mut group: Vec<SourceFile> = Vec::new();
         let mut group_bytes = 0;
         while let Some(file) = fetched.try_next().await? {
@@ -440,28 +434,6 @@ impl Staging {
     }
 }
 
-/// The task's files from the store, in chunks of [`FETCHES_IN_FLIGHT`]
-/// concurrent GETs.
-fn store_reads(
-    store: Arc<dyn ObjectStore>,
-    store_url: String,
-    files: Vec<ListedFile>,
-) -> impl Stream<Item = Result<SourceFile>> {
-    read_in_chunks(files, FETCHES_IN_FLIGHT, move |chunk| {
-        fetch_all(Arc::clone(&store), store_url.clone(), chunk)
-    })
-}
-
-/// The task's files from local disk, a chunk per blocking call.
-fn local_reads(
-    store_url: String,
-    files: Vec<ListedFile>,
-) -> impl Stream<Item = Result<SourceFile>> {
-    read_in_chunks(files, LOCAL_READ_FILES, move |chunk| {
-        read_local(store_url.clone(), chunk)
-    })
-}
-
 /// `files`, in listing order, read a chunk at a time by `read` with
 /// [`CHUNKS_IN_FLIGHT`] chunks going.
 fn read_in_chunks<Read, Reading>(
@@ -500,26 +472,17 @@ fn chunks(files: Vec<ListedFile>, max_files: usize) -> Vec<Vec<ListedFile>> {
     chunks
 }
 
-/// Fetches a chunk of files from the store, all at once.
-async fn fetch_all(
-    store: Arc<dyn ObjectStore>,
+/// Reads a chunk of files whole, each named by its URL for messages.
+async fn read_chunk(
+    storage: Storage,
     store_url: String,
     chunk: Vec<ListedFile>,
 ) -> Result<Vec<SourceFile>> {
-    futures::stream::iter(chunk)
-        .map(|file| fetch(Arc::clone(&store), &store_url, file.ordinal, file.path))
-        .buffered(FETCHES_IN_FLIGHT)
-        .try_collect()
-        .await
-}
-
-/// Reads a chunk of local files whole, with the store's file names.
-async fn read_local(store_url: String, chunk: Vec<ListedFile>) -> Result<Vec<SourceFile>> {
-    let names = chunk
+    let paths = chunk
         .iter()
-        .map(|file| local_disk::file_of(&Path::from(file.path.as_str())))
-        .collect::<Result<Vec<_>>>()?;
-    let contents = local_disk::read_all(names).await.map_err(|(i, e)| {
+        .map(|file| Path::from(file.path.as_str()))
+        .collect();
+    let contents = storage.read_all(paths).await.map_err(|(i, e)| {
         DataFusionError::External(format!("reading {store_url}/{}: {e}", chunk[i].path).into())
     })?;
     Ok(chunk
@@ -528,32 +491,9 @@ async fn read_local(store_url: String, chunk: Vec<ListedFile>) -> Result<Vec<Sou
         .map(|(file, bytes)| SourceFile {
             ordinal: file.ordinal,
             location: format!("{store_url}/{}", file.path),
-            bytes: bytes.into(),
-        })
-        .collect())
-}
-
-/// Reads one file whole. Song files are a few hundred bytes, log files a few
-/// megabytes: one GET each is cheaper than ranged reads.
-fn fetch(
-    store: Arc<dyn ObjectStore>,
-    store_url: &str,
-    ordinal: u32,
-    path: String,
-) -> impl Future<Output = Result<SourceFile>> + use<> {
-    let url = format!("{store_url}/{path}");
-    async move {
-        let location = Path::from(path.as_str());
-        let read = async { store.get(&location).await?.bytes().await };
-        let bytes = read
-            .await
-            .map_err(|e| DataFusionError::External(format!("reading {url}: {e}").into()))?;
-        Ok(SourceFile {
-            ordinal,
-            location: url,
             bytes,
         })
-    }
+        .collect())
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ use crate::error::{EtlError, Result};
 use crate::local_disk;
 use crate::location::Location;
 use crate::schema::InputKind;
+use crate::storage::Storage;
 
 /// Name of the pointer object at the top of the output.
 pub const LATEST: &str = "_LATEST";
@@ -269,7 +270,7 @@ async fn remove_strays(
     run_dir: &Location,
     keep: &[WrittenFile],
 ) -> Result<usize> {
-    if run_dir.is_local() {
+    if let Storage::LocalDisk = Storage::of(run_dir, Arc::clone(store)) {
         return remove_local_strays(run_dir, keep).await;
     }
     let keep: HashSet<&str> = keep.iter().map(|f| f.path.as_str()).collect();
@@ -357,32 +358,10 @@ async fn remove_old_runs(
 
 /// Deletes a folder and everything in it; one that is not there is no error.
 async fn remove_folder(store: &Arc<dyn ObjectStore>, dir: &Location) -> Result<()> {
-    if dir.is_local() {
-        return remove_local_dir(dir).await;
-    }
-    let objects: Vec<Path> = store
-        .list(Some(&dir.object_path()))
-        .map_ok(|meta| meta.location)
-        .try_collect()
+    Storage::of(dir, Arc::clone(store))
+        .remove_folder(dir)
         .await
-        .map_err(|e| EtlError::store(format!("listing {dir}"), e))?;
-    delete_all(store, objects).await
-}
-
-/// Deletes a local folder whole, off the async threads: with what a killed
-/// write left in it, which no listing shows (a temporary file), and
-/// without listing its files first.
-async fn remove_local_dir(dir: &Location) -> Result<()> {
-    let path = local_path(dir);
-    let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path))
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    match removed {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(EtlError::local(format!("deleting {dir}"), e))
-        }
-        _ => Ok(()),
-    }
+        .map_err(|e| EtlError::store(format!("deleting {dir}"), e))
 }
 
 async fn delete_all(store: &Arc<dyn ObjectStore>, paths: Vec<Path>) -> Result<()> {

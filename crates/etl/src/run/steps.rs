@@ -112,7 +112,7 @@ impl<'a> Run<'a> {
     pub(super) async fn list(&self, kind: InputKind) -> Result<InputListing> {
         let input = &self.config.input;
         let store = resolve_store(self.ctx, input).map_err(EtlError::InputStore)?;
-        list_input(store.as_ref(), input, kind).await
+        list_input(store, input, kind).await
     }
 
     /// Lists the songs and the events at once. When both fail, the songs'

@@ -22,6 +22,7 @@ use super::spec::WriteSpec;
 use super::written::{REPORT_FILES, WrittenFile};
 use crate::load::hive;
 use crate::location::Location;
+use crate::storage::Storage;
 
 /// Uploads one task keeps in flight at once. Small partition files are
 /// latency-bound on S3, so many must be in the air to keep a task busy.
@@ -79,11 +80,10 @@ enum Destination {
 }
 
 impl Destination {
-    fn new(location: &Location) -> Self {
-        if location.is_local() {
-            Destination::LocalDisk(Vec::new())
-        } else {
-            Destination::Store
+    fn new(location: &Location, store: &Arc<dyn ObjectStore>) -> Self {
+        match Storage::of(location, Arc::clone(store)) {
+            Storage::LocalDisk => Destination::LocalDisk(Vec::new()),
+            Storage::Store(_) => Destination::Store,
         }
     }
 }
@@ -139,7 +139,7 @@ impl PartitionedSink {
         let location = Location::of_plan(&spec.location)?;
         Ok(Self {
             table_path: location.object_path(),
-            destination: Destination::new(&location),
+            destination: Destination::new(&location, &store),
             store,
             store_url: location.store_url(),
             spec,

@@ -1,0 +1,261 @@
+//! Where a location's objects are, chosen once per location: on local
+//! disk, listed, read and deleted many files per blocking call
+//! ([`crate::local_disk`]), or in an object store, many requests in
+//! flight. Listing the input, the raw scan, the writers and publishing ask
+//! a [`Storage`] instead of testing the location themselves.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::local_disk;
+use crate::location::Location;
+
+/// Files fetched at once from an object store, per read: enough to hide
+/// S3 latency for tiny files.
+const FETCHES_IN_FLIGHT: usize = 64;
+/// Local files read per blocking call.
+const LOCAL_READ_FILES: usize = 256;
+/// Listings of one folder's subfolders kept in flight.
+const LISTINGS_IN_FLIGHT: usize = 16;
+
+/// The objects of one location.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// `file://`: through [`crate::local_disk`], with the `file://` store's
+    /// mapping from object paths to file names.
+    LocalDisk,
+    /// Any other store (S3).
+    Store(Arc<dyn ObjectStore>),
+}
+
+impl Storage {
+    /// The storage of `location`, whose store is `store`.
+    pub fn of(location: &Location, store: Arc<dyn ObjectStore>) -> Self {
+        if location.is_local() {
+            Storage::LocalDisk
+        } else {
+            Storage::Store(store)
+        }
+    }
+
+    /// Every object under `folder`, with its size. A LIST request answers
+    /// at most 1,000 keys and each page asks for the next, so one listing
+    /// of a million song files is a thousand round trips in a row; a
+    /// store's subfolders (`song_data/A/`, `B/`, …) are listed concurrently
+    /// instead, for one extra request. Local folders are walked with one
+    /// `stat` per file instead of object_store's three.
+    pub async fn list(&self, folder: &Path) -> object_store::Result<Vec<(Path, u64)>> {
+        match self {
+            Storage::LocalDisk => {
+                let root = local_disk::file_of(folder).map_err(local_error)?;
+                let files = local_disk::sized_files_under(root)
+                    .await
+                    .map_err(local_error)?;
+                files
+                    .into_iter()
+                    .map(|(file, size)| {
+                        Path::from_absolute_path(&file)
+                            .map(|path| (path, size))
+                            .map_err(local_error)
+                    })
+                    .collect()
+            }
+            Storage::Store(store) => list_concurrently(store.as_ref(), folder).await,
+        }
+    }
+
+    /// How many files one [`Storage::read_all`] should be given.
+    pub fn files_per_read(&self) -> usize {
+        match self {
+            Storage::LocalDisk => LOCAL_READ_FILES,
+            Storage::Store(_) => FETCHES_IN_FLIGHT,
+        }
+    }
+
+    /// Reads whole files, in order; on a failure, which one and why. Song
+    /// files are a few hundred bytes, log files a few megabytes: one GET
+    /// each is cheaper than ranged reads.
+    pub async fn read_all(
+        &self,
+        paths: Vec<Path>,
+    ) -> Result<Vec<Bytes>, (usize, object_store::Error)> {
+        match self {
+            Storage::LocalDisk => {
+                let files = paths
+                    .iter()
+                    .map(local_disk::file_of)
+                    .collect::<datafusion::common::Result<Vec<_>>>()
+                    .map_err(|e| (0, local_error(e)))?;
+                let contents = local_disk::read_all(files)
+                    .await
+                    .map_err(|(i, e)| (i, local_error(e)))?;
+                Ok(contents.into_iter().map(Bytes::from).collect())
+            }
+            Storage::Store(store) => {
+                futures::stream::iter(paths.into_iter().enumerate())
+                    .map(|(i, path)| async move {
+                        let read = async { store.get(&path).await?.bytes().await };
+                        read.await.map_err(|e| (i, e))
+                    })
+                    .buffered(FETCHES_IN_FLIGHT)
+                    .try_collect()
+                    .await
+            }
+        }
+    }
+
+    /// Deletes a folder and everything in it; one that is not there is no
+    /// error. On local disk the folder goes whole, off the async threads,
+    /// with what a killed write left in it (a temporary file no listing
+    /// shows).
+    pub async fn remove_folder(&self, dir: &Location) -> object_store::Result<()> {
+        match self {
+            Storage::LocalDisk => {
+                let path = std::path::PathBuf::from(format!("/{}", dir.object_path()));
+                let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                match removed {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(local_error(e)),
+                    _ => Ok(()),
+                }
+            }
+            Storage::Store(store) => {
+                let objects = store.list(Some(&dir.object_path())).map_ok(|m| m.location);
+                store
+                    .delete_stream(objects.boxed())
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+}
+
+/// See [`Storage::list`].
+async fn list_concurrently(
+    store: &dyn ObjectStore,
+    folder: &Path,
+) -> object_store::Result<Vec<(Path, u64)>> {
+    let top = store.list_with_delimiter(Some(folder)).await?;
+    let mut objects: Vec<(Path, u64)> = top
+        .objects
+        .into_iter()
+        .map(|meta| (meta.location, meta.size))
+        .collect();
+    let mut listings = futures::stream::iter(top.common_prefixes)
+        .map(|prefix| async move {
+            store
+                .list(Some(&prefix))
+                .map_ok(|meta| (meta.location, meta.size))
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .buffer_unordered(LISTINGS_IN_FLIGHT);
+    while let Some(listed) = listings.next().await {
+        objects.extend(listed?);
+    }
+    Ok(objects)
+}
+
+/// A local disk error as the `file://` store would report it.
+fn local_error(source: impl std::error::Error + Send + Sync + 'static) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder shaped like `song_data`, deeper than the walk's split depth,
+    /// with names that need escaping in URLs, links and a broken link.
+    fn odd_tree(root: &std::path::Path) {
+        let file = |relative: &str, bytes: &[u8]| {
+            let path = root.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        };
+        file("top.json", b"1");
+        file("A/second.json", b"22");
+        file("A/B/C/TRA.json", b"333");
+        file("A/B/C/D/E/deep.json", b"4444");
+        file("A/B/with space/é%2F=x.json", b"55555");
+        file("A/B/_SUCCESS", b"");
+        file("Z/Y/.hidden.json", b"666666");
+        let link = |target: &str, name: &str| {
+            std::os::unix::fs::symlink(root.join(target), root.join(name)).unwrap()
+        };
+        link("A/B/C/TRA.json", "A/B/linked.json");
+        link("A/B/C", "Z/Y/linked-folder");
+        link("absent.json", "A/B/broken.json");
+    }
+
+    /// `folder` as the store lists it in one listing, sorted.
+    async fn one_listing(store: &dyn ObjectStore, folder: &Path) -> Vec<(Path, u64)> {
+        let mut listed: Vec<(Path, u64)> = store
+            .list(Some(folder))
+            .map_ok(|meta| (meta.location, meta.size))
+            .try_collect()
+            .await
+            .unwrap();
+        listed.sort();
+        listed
+    }
+
+    #[tokio::test]
+    async fn a_store_folder_listed_by_subfolder_is_listed_whole() {
+        use object_store::memory::InMemory;
+        use object_store::{ObjectStoreExt, PutPayload};
+
+        let store = InMemory::new();
+        let names = [
+            "top.json",
+            "A/x.json",
+            "A/B/C/y.json",
+            "B/z.json",
+            "B/_SUCCESS",
+        ];
+        for name in ["in/song_data", "in/song_data_old"].map(|f| format!("{f}/")) {
+            for (i, file) in names.iter().enumerate() {
+                let bytes = PutPayload::from(vec![b'x'; i + 1]);
+                store
+                    .put(&Path::from(format!("{name}{file}")), bytes)
+                    .await
+                    .unwrap();
+            }
+        }
+        let folder = Path::from("in/song_data");
+        let mut split = Storage::Store(Arc::new(store.clone()))
+            .list(&folder)
+            .await
+            .unwrap();
+        split.sort();
+        assert_eq!(split.len(), names.len());
+        assert_eq!(split, one_listing(&store, &folder).await);
+    }
+
+    #[tokio::test]
+    async fn the_local_walk_lists_what_object_stores_local_listing_lists() {
+        use object_store::local::LocalFileSystem;
+
+        let temp = std::env::temp_dir().join(format!("listing-{}", uuid::Uuid::new_v4()));
+        let root = temp.join("song_data");
+        odd_tree(&root);
+        let folder = Path::from_absolute_path(&root).unwrap();
+        let mut walked = Storage::LocalDisk.list(&folder).await.unwrap();
+        walked.sort();
+        assert_eq!(walked.len(), 10, "{walked:?}");
+        assert_eq!(walked, one_listing(&LocalFileSystem::new(), &folder).await);
+
+        let absent = Path::from_absolute_path(temp.join("log_data")).unwrap();
+        assert!(Storage::LocalDisk.list(&absent).await.unwrap().is_empty());
+        std::fs::remove_dir_all(&temp).unwrap();
+    }
+}
