@@ -2,7 +2,7 @@
 """Benchmark: reading the input from an S3 API server, many small files.
 
 Uploads an input folder (default ../shared/data/udacity-s3: 14,896 song
-files and 30 log files) to a moto S3 server on loopback, then runs `submit`
+files and 30 log files) to an S3 server on loopback (moto or s3s-fs), then runs `submit`
 with `--input s3://lake/input` and a local output, once talking to the
 server directly and once through tests/tools/fault_proxy.py adding a fixed
 latency to every request (20 ms by default). Per mode it prints the seconds
@@ -14,8 +14,12 @@ and the requests the proxy saw.
     python3 bench/s3_read.py                      # release submit if built, else debug
     python3 bench/s3_read.py --latency-ms 50 --submit /path/to/submit
 
-As with bench/s3_write.py, moto is a Python server and bounds both modes:
-the numbers compare the modes, they are not S3's throughput.
+With `--server moto` (the default), moto, a Python server, bounds both
+modes: the numbers compare the modes, they are not S3's throughput. With
+`--server s3s-fs` the store is s3s-fs, a Rust S3 server over a local folder
+(`cargo install s3s-fs@0.14.1 --features binary`; 0.17 needs Rust 1.96),
+which answers far faster; the input is copied into its folder instead of
+uploaded.
 """
 
 import argparse
@@ -54,7 +58,9 @@ def timed(command, env):
 
 def run_mode(name, submit, endpoint, output):
     env = {"PATH": os.environ["PATH"], "AWS_ENDPOINT_URL": endpoint, **CREDENTIALS}
-    args = [submit, "--quiet", "--input", "s3://lake/input", "--output", str(output)]
+    # Run folders under `_LATEST`, as when these figures were first taken.
+    args = [submit, "--quiet", "--table-format", "parquet", "--input", "s3://lake/input",
+            "--output", str(output)]
     explain = timed([*args, "--explain"], env)
     run = timed(args, env)
     latest = (output / "_LATEST").read_text().strip()
@@ -70,39 +76,52 @@ def main():
     parser.add_argument("--submit", default=None, help="submit binary (default: release, else debug)")
     parser.add_argument("--input", default=str(ROOT.parent / "shared/data/udacity-s3"))
     parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--server", choices=["moto", "s3s-fs"], default="moto")
     args = parser.parse_args()
     submit = args.submit or default_submit()
-    if not shutil.which("moto_server"):
-        sys.exit("moto_server not found: pip install 'moto[server]>=5.2.5'")
+    server = "moto_server" if args.server == "moto" else "s3s-fs"
+    if not shutil.which(server):
+        sys.exit(f"{server} not found on PATH (see this script's documentation)")
 
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        moto_port, proxy_port = free_port(), free_port()
-        moto_endpoint, proxy_endpoint = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{proxy_port}"
-        with open(work / "moto.log", "w") as moto_log, open(work / "proxy.log", "w") as proxy_log:
-            moto = start(["moto_server", "-H", "127.0.0.1", "-p", str(moto_port)], moto_log,
-                         f"{moto_endpoint}/moto-api/", "moto_server")
+        store_port, proxy_port = free_port(), free_port()
+        store_endpoint, proxy_endpoint = f"http://127.0.0.1:{store_port}", f"http://127.0.0.1:{proxy_port}"
+        with open(work / "store.log", "w") as store_log, open(work / "proxy.log", "w") as proxy_log:
+            if args.server == "moto":
+                store = start(["moto_server", "-H", "127.0.0.1", "-p", str(store_port)], store_log,
+                             f"{store_endpoint}/moto-api/", "moto_server")
+            else:
+                (work / "store/lake").mkdir(parents=True)
+                started = time.monotonic()
+                shutil.copytree(args.input, work / "store/lake/input")
+                print(f"copied the input in {time.monotonic() - started:.0f} s", file=sys.stderr)
+                store = start(["s3s-fs", "--host", "127.0.0.1", "--port", str(store_port),
+                              "--access-key", CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                              "--secret-key", CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                              str(work / "store")], store_log, f"{store_endpoint}/", "s3s-fs")
             proxy = start([sys.executable, str(ROOT / "tests/tools/fault_proxy.py"),
-                           "--listen", f"127.0.0.1:{proxy_port}", "--upstream", f"127.0.0.1:{moto_port}",
+                           "--listen", f"127.0.0.1:{proxy_port}", "--upstream", f"127.0.0.1:{store_port}",
                            "--latency-ms", str(args.latency_ms)], proxy_log,
                           f"{proxy_endpoint}/_proxy/stats", "fault proxy")
             try:
-                urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/lake", method="PUT"))
-                started = time.monotonic()
-                uploaded = upload(moto_endpoint, args.input, "input")
-                print(f"uploaded {uploaded} files in {time.monotonic() - started:.0f} s", file=sys.stderr)
-                results = [run_mode("direct", submit, moto_endpoint, work / "direct")]
+                if args.server == "moto":
+                    urllib.request.urlopen(urllib.request.Request(f"{store_endpoint}/lake", method="PUT"))
+                    started = time.monotonic()
+                    uploaded = upload(store_endpoint, args.input, "input")
+                    print(f"uploaded {uploaded} files in {time.monotonic() - started:.0f} s", file=sys.stderr)
+                results = [run_mode("direct", submit, store_endpoint, work / "direct")]
                 latency = run_mode(f"latency-{args.latency_ms}ms", submit, proxy_endpoint, work / "latency")
                 latency["requests"] = json.loads(get(proxy_endpoint, "_proxy/stats"))["requests"]
                 results.append(latency)
             finally:
                 proxy.terminate()
-                moto.terminate()
+                store.terminate()
                 proxy.wait()
-                moto.wait()
+                store.wait()
 
     columns = ["mode", "song files", "explain s", "stage songs s", "run s", "requests"]
-    print(f"submit: {submit}")
+    print(f"submit: {submit}, store: {args.server}")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in results:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def wait_until_answering(url, process, what):
         try:
             urllib.request.urlopen(url, timeout=1)
             return
+        except urllib.error.HTTPError:
+            return  # it answered, if only to refuse an unsigned request
         except Exception:
             time.sleep(0.1)
     sys.exit(f"{what} did not answer at {url}")
@@ -77,7 +80,9 @@ def run_mode(name, submit, endpoint, moto_endpoint, input_root, extra):
     }
     output = f"s3://lake/{name}"
     started = time.monotonic()
-    subprocess.run([submit, "--quiet", "--input", str(input_root), "--output", output, *extra],
+    # Run folders under `_LATEST`, as when these figures were first taken.
+    subprocess.run([submit, "--quiet", "--table-format", "parquet", "--input", str(input_root),
+                    "--output", output, *extra],
                    env=env, check=True, stdout=subprocess.DEVNULL)
     wall = time.monotonic() - started
     latest = read_object(moto_endpoint, f"{name}/_LATEST").strip()
