@@ -7,12 +7,14 @@
 //! - [`shuffle`]: the bytes each stage shuffled, an endpoint of our
 //!   scheduler that the client reads;
 //! - [`logging`]: how every role logs;
-//! - [`flags`]: what our scheduler and executor take beyond Ballista's flags.
+//! - [`flags`]: what our scheduler and executor take beyond Ballista's flags,
+//!   and [`role`]: how both start and end.
 
 pub mod executor;
 pub mod flags;
 pub mod logging;
 pub mod object_stores;
+pub mod role;
 pub mod scheduler;
 pub mod session;
 pub mod shuffle;

@@ -10,50 +10,30 @@ use std::process::ExitCode;
 use ballista_executor::config::Config;
 use ballista_executor::executor_process::ExecutorProcessConfig;
 use ballista_executor::health::spawn_health_server;
-use clap::{CommandFactory, FromArgMatches};
+use clap::CommandFactory;
 use cluster::flags::LakeFlags;
-use cluster::logging::LogSettings;
+use cluster::role::{self, BallistaLogging};
 
 fn main() -> ExitCode {
     cluster::disable_transparent_huge_pages();
-    let command = cluster::flags::add(Config::command())
+    let command = Config::command()
         .name("executor")
         .about("Ballista executor for Sparkify Lake jobs")
         .mut_arg("bind_host", |arg| arg.default_value("127.0.0.1"));
-    let matches = command.get_matches();
-    let (options, flags) = match Config::from_arg_matches(&matches) {
-        Ok(options) => match cluster::flags::read(&matches) {
-            Ok(flags) => (options, flags),
-            Err(e) => return fail(&e),
-        },
-        Err(e) => e.exit(),
-    };
-    let logging = cluster::logging::init(&LogSettings {
+    let started = role::start(command, "executor", |options: &Config| BallistaLogging {
         level: &options.log_level_setting,
         dir: options.log_dir.as_deref(),
-        role: "executor",
         rotation: options.log_rotation_policy,
         thread_info: options.print_thread_info,
-        format: flags.log_format,
     });
-    if let Err(e) = logging {
-        return fail(&e);
-    }
+    let (options, flags) = match started {
+        Ok(started) => started,
+        Err(e) => return role::fail(&e),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build();
-    let result = runtime
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.block_on(serve(options, flags)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::FAILURE
+    role::run(runtime, serve(options, flags))
 }
 
 async fn serve(options: Config, flags: LakeFlags) -> Result<(), String> {

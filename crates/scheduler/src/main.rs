@@ -8,54 +8,34 @@
 use std::process::ExitCode;
 
 use ballista_scheduler::config::{Config, SchedulerConfig};
-use clap::{CommandFactory, FromArgMatches};
+use clap::CommandFactory;
 use cluster::flags::LakeFlags;
-use cluster::logging::LogSettings;
+use cluster::role::{self, BallistaLogging};
 
 fn main() -> ExitCode {
     cluster::disable_transparent_huge_pages();
-    let command = cluster::flags::add(Config::command())
+    let command = Config::command()
         .name("scheduler")
         .about("Ballista scheduler for Sparkify Lake jobs")
         .mut_arg("bind_host", |arg| arg.default_value("127.0.0.1"))
         // Spread a stage's tasks over all executors instead of filling one first.
         .mut_arg("task_distribution", |arg| arg.default_value("round-robin"));
-    let matches = command.get_matches();
-    let (options, flags) = match Config::from_arg_matches(&matches) {
-        Ok(options) => match cluster::flags::read(&matches).and_then(|f| supported(&options, f)) {
-            Ok(flags) => (options, flags),
-            Err(e) => return fail(&e),
-        },
-        Err(e) => e.exit(),
-    };
-    let logging = cluster::logging::init(&LogSettings {
+    let started = role::start(command, "scheduler", |options: &Config| BallistaLogging {
         level: &options.log_level_setting,
         dir: options.log_dir.as_deref(),
-        role: "scheduler",
         rotation: options.log_rotation_policy,
         thread_info: options.print_thread_info,
-        format: flags.log_format,
     });
-    if let Err(e) = logging {
-        return fail(&e);
-    }
+    let (options, flags) = match started.and_then(|(o, f)| supported(&o, f).map(|f| (o, f))) {
+        Ok(started) => started,
+        Err(e) => return role::fail(&e),
+    };
     // Deep physical plans recurse while they are decoded; Ballista's binary uses 32 MiB too.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(32 * 1024 * 1024)
         .build();
-    let result = runtime
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.block_on(serve(options, flags)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::FAILURE
+    role::run(runtime, serve(options, flags))
 }
 
 /// Refuses Ballista flags this scheduler accepts but cannot honour, so
