@@ -1,15 +1,17 @@
 //! Turning the bytes of raw input files into Arrow records, accounting for
 //! every record: each one is either decoded or rejected with a reason.
 //!
+//! A file's text comes from [`super::text`], its records' places from
+//! [`super::records`]; this module decodes them and checks their values
+//! ([`super::values`]).
+//!
 //! Clean input takes a fast path: many files go through one Arrow JSON
 //! decoder, which is what makes a million tiny song files affordable. Only
 //! when a group of files holds something wrong does it fall back to decoding
 //! record by record, so that a bad record costs its own row and nothing else.
 
-use std::io::Read;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -18,6 +20,9 @@ use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::json::reader::Decoder;
 use serde::Serialize;
 
+use super::records::{LineCounter, Span, repeated_key, split_records};
+use super::text::FileText;
+pub use super::text::{MAX_INFLATED_BYTES, SourceFile};
 use super::values;
 use crate::schema::InputKind;
 
@@ -27,12 +32,6 @@ const CLEAN_BATCH_ROWS: usize = 8192;
 /// At most this much of a rejected record's text is kept in the reject file.
 const MAX_RAW_TEXT: usize = 64 * 1024;
 
-/// A `.json.gz` file that inflates to more than this is rejected whole: a
-/// few KB of gzip can inflate to gigabytes, and a task holds a file's text
-/// in memory. A day of Sparkify's events is about 120 MB at ten million
-/// events a month.
-pub const MAX_INFLATED_BYTES: u64 = 512 * 1024 * 1024;
-
 /// A partition value is at most this many bytes once escaped: its directory
 /// `artist_id=<value>` must fit a file name (255 bytes on Linux file
 /// systems) and leave an S3 key well under its 1,024 bytes.
@@ -41,17 +40,6 @@ const MAX_PARTITION_VALUE_BYTES: usize = 200;
 /// The timestamps `ts` may hold: years 1 to 9999, what every reader of a
 /// Parquet timestamp and Spark's calendar functions accept.
 const TS_RANGE_MS: std::ops::RangeInclusive<i64> = -62_135_596_800_000..=253_402_300_799_999;
-
-/// One raw input file, fetched.
-#[derive(Debug, Clone)]
-pub struct SourceFile {
-    /// Position of the file in the sorted listing of its input kind.
-    pub ordinal: u32,
-    /// Where it was read from, as shown to the user.
-    pub location: String,
-    /// Its content as stored (possibly gzip-compressed).
-    pub bytes: Bytes,
-}
 
 /// A record that could not be loaded, with enough to find it again.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -316,234 +304,10 @@ fn clean_arrow_error(error: &ArrowError) -> String {
         .to_string()
 }
 
-/// A file's text ready for decoding: decompressed, byte-order mark removed.
-struct FileText {
-    ordinal: u32,
-    location: String,
-    content: Bytes,
-    /// Set when the file cannot be read as text at all (a broken gzip stream).
-    error: Option<String>,
-}
-
-impl FileText {
-    fn prepare(file: &SourceFile) -> Self {
-        let (content, error) = match decompress(file) {
-            Ok(content) => (strip_bom(content), None),
-            Err(reason) => (file.bytes.clone(), Some(reason)),
-        };
-        Self {
-            ordinal: file.ordinal,
-            location: file.location.clone(),
-            content,
-            error,
-        }
-    }
-}
-
-fn decompress(file: &SourceFile) -> Result<Bytes, String> {
-    if !file.location.ends_with(".gz") {
-        return Ok(file.bytes.clone());
-    }
-    let mut out = Vec::with_capacity(file.bytes.len() * 4);
-    flate2::read::MultiGzDecoder::new(file.bytes.as_ref())
-        .take(MAX_INFLATED_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("not a readable gzip file: {e}"))?;
-    if out.len() as u64 > MAX_INFLATED_BYTES {
-        return Err(format!(
-            "inflates to more than {} MiB, the most a file may",
-            MAX_INFLATED_BYTES >> 20
-        ));
-    }
-    Ok(Bytes::from(out))
-}
-
-fn strip_bom(content: Bytes) -> Bytes {
-    const BOM: &[u8] = b"\xEF\xBB\xBF";
-    if content.starts_with(BOM) {
-        content.slice(BOM.len()..)
-    } else {
-        content
-    }
-}
-
-/// Where one record sits in a file's text.
-#[derive(Debug, PartialEq)]
-struct Span {
-    start: usize,
-    end: usize,
-    /// Set when the text there is not a JSON value.
-    syntax_error: Option<String>,
-}
-
-impl Span {
-    fn whole(content: &[u8]) -> Self {
-        Self {
-            start: 0,
-            end: content.len(),
-            syntax_error: None,
-        }
-    }
-}
-
-/// Splits a file into its JSON values: one per line in a log, one (possibly
-/// spread over many lines) in a song file. Text that is not JSON becomes a
-/// span of its own up to the end of its line, so that reading resumes at the
-/// next line; a value cut off by the end of the file runs to the end.
-fn split_records(content: &[u8]) -> Vec<Span> {
-    let mut spans = Vec::new();
-    let mut pos = 0;
-    while pos < content.len() {
-        if content[pos].is_ascii_whitespace() {
-            pos += 1;
-            continue;
-        }
-        let mut values = serde_json::Deserializer::from_slice(&content[pos..])
-            .into_iter::<serde::de::IgnoredAny>();
-        let span = match values.next() {
-            Some(Ok(_)) if content[pos] == b'[' => {
-                // An array of records counts as its records.
-                let end = pos + values.byte_offset();
-                spans.extend(array_elements(content, pos + 1, end - 1));
-                pos = end;
-                continue;
-            }
-            Some(Ok(_)) => Span {
-                start: pos,
-                end: pos + values.byte_offset(),
-                syntax_error: None,
-            },
-            Some(Err(e)) => {
-                let end = if e.is_eof() {
-                    content.len()
-                } else {
-                    line_end(content, pos)
-                };
-                Span {
-                    start: pos,
-                    end,
-                    syntax_error: Some(format!("malformed JSON: {}", strip_position(&e))),
-                }
-            }
-            None => break,
-        };
-        pos = span.end;
-        spans.push(span);
-    }
-    spans
-}
-
-/// serde_json appends " at line L column C" relative to the record; the
-/// reject carries the position in the file instead.
-fn strip_position(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
-}
-
-fn line_end(content: &[u8], from: usize) -> usize {
-    content[from..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(content.len(), |p| from + p + 1)
-}
-
-/// The elements of a well-formed JSON array whose contents lie between
-/// `start` (after its `[`) and `end` (its `]`).
-fn array_elements(content: &[u8], start: usize, end: usize) -> Vec<Span> {
-    let mut spans = Vec::new();
-    let mut pos = start;
-    while pos < end {
-        if content[pos].is_ascii_whitespace() || content[pos] == b',' {
-            pos += 1;
-            continue;
-        }
-        let mut values = serde_json::Deserializer::from_slice(&content[pos..end])
-            .into_iter::<serde::de::IgnoredAny>();
-        match values.next() {
-            Some(Ok(_)) => {
-                let next = pos + values.byte_offset();
-                spans.push(Span {
-                    start: pos,
-                    end: next,
-                    syntax_error: None,
-                });
-                pos = next;
-            }
-            // The array parsed whole, so its elements do too.
-            _ => break,
-        }
-    }
-    spans
-}
-
-/// The 1-based line of a byte offset, counted on from the last one asked:
-/// offsets must come in order.
-#[derive(Default)]
-struct LineCounter {
-    offset: usize,
-    line: u64,
-}
-
-impl LineCounter {
-    fn line_at(&mut self, content: &[u8], offset: usize) -> u64 {
-        let newlines = content[self.offset..offset].iter().filter(|&&b| b == b'\n');
-        self.line += newlines.count() as u64;
-        self.offset = offset;
-        self.line + 1
-    }
-}
-
-/// The first key that appears twice in one object at the top of a record,
-/// in `json` (one record or a file of them). Arrow's decoder and serde
-/// both let the last value win silently, so a record like
-/// `{"ts": 1541105830796, …, "ts": 0}` would load as a play in 1970.
-/// Keys are compared as written: `"a"` and `"\u0061"` count as two.
-fn repeated_key(json: &[u8]) -> Option<String> {
-    let mut depth = 0usize;
-    let mut in_object = false;
-    let mut expect_key = false;
-    let mut keys: Vec<&[u8]> = Vec::new();
-    let mut i = 0;
-    while i < json.len() {
-        match json[i] {
-            b'"' => {
-                let start = i + 1;
-                i += 1;
-                while i < json.len() && json[i] != b'"' {
-                    i += if json[i] == b'\\' { 2 } else { 1 };
-                }
-                let text = &json[start..i.min(json.len())];
-                if depth == 1 && in_object && expect_key {
-                    if keys.contains(&text) {
-                        return Some(String::from_utf8_lossy(text).into_owned());
-                    }
-                    keys.push(text);
-                    expect_key = false;
-                }
-            }
-            open @ (b'{' | b'[') => {
-                depth += 1;
-                if depth == 1 {
-                    in_object = open == b'{';
-                    expect_key = in_object;
-                    keys.clear();
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            b',' if depth == 1 => expect_key = in_object,
-            _ => {}
-        }
-        i += 1;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Int64Type;
 

@@ -2,5 +2,7 @@
 
 pub mod decode;
 pub mod listing;
+mod records;
 pub mod scan;
+mod text;
 mod values;
