@@ -35,6 +35,15 @@ fn error_line(output: &Output) -> String {
     stderr
 }
 
+/// Asserts that a run was refused, in one line, for touching `location`
+/// (`what` it did there: `reads`, `writes`); returns the line.
+fn assert_refused(output: &Output, what: &str, location: &Path) -> String {
+    let refused = error_line(output);
+    let expected = format!("plan refused: it {what} file://{}", location.display());
+    assert!(refused.contains(&expected), "{refused}");
+    refused
+}
+
 /// The input under another name (a symbolic link): the same files, at a
 /// location outside the allowed ones.
 fn input_elsewhere(dir: &Path) -> std::path::PathBuf {
@@ -60,23 +69,21 @@ fn a_fenced_cluster_runs_its_own_locations_and_refuses_any_other() {
     assert!(output.join("songs/_delta_log").exists());
 
     let elsewhere = input_elsewhere(lake.path());
-    let refused = error_line(&run_on(&cluster, &elsewhere, &output, &[]));
+    let refused = assert_refused(
+        &run_on(&cluster, &elsewhere, &output, &[]),
+        "reads",
+        &elsewhere,
+    );
     assert!(
-        refused.contains(&format!(
-            "plan refused: it reads file://{}",
-            elsewhere.display()
-        )) && refused.contains("outside the allowed locations"),
+        refused.contains("outside the allowed locations"),
         "{refused}"
     );
 
     let other_output = lake.path().join("other");
-    let refused = error_line(&run_on(&cluster, &workspace_input(), &other_output, &[]));
-    assert!(
-        refused.contains(&format!(
-            "plan refused: it writes file://{}",
-            other_output.display()
-        )),
-        "{refused}"
+    assert_refused(
+        &run_on(&cluster, &workspace_input(), &other_output, &[]),
+        "writes",
+        &other_output,
     );
     for table in ["songs", "artists", "users", "time", "songplays"] {
         assert!(
@@ -100,13 +107,10 @@ fn an_executor_refuses_what_an_open_scheduler_passes_on() {
     let executor = [&fence[..], &["--task-scheduling-policy", "pull-staged"]].concat();
     let cluster = Cluster::start_with(&scheduler, &executor, 1, 2, &[], logs.path());
     let elsewhere = input_elsewhere(lake.path());
-    let refused = error_line(&run_on(&cluster, &elsewhere, &output, &[]));
-    assert!(
-        refused.contains(&format!(
-            "plan refused: it reads file://{}",
-            elsewhere.display()
-        )),
-        "{refused}"
+    assert_refused(
+        &run_on(&cluster, &elsewhere, &output, &[]),
+        "reads",
+        &elsewhere,
     );
     assert!(
         cluster.executors[0].log().contains("plan refused"),

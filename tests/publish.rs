@@ -25,6 +25,18 @@ const DELTA_CRASH_POINTS: [&str; 6] = [
 ];
 const TABLES: [&str; 5] = ["songs", "artists", "users", "time", "songplays"];
 
+/// The arguments of a `--table-format parquet` run from `input` to `output`.
+fn parquet_run<'a>(input: &'a Path, output: &'a Path) -> [&'a str; 6] {
+    [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--table-format",
+        "parquet",
+    ]
+}
+
 /// Names of the run folders under `output`.
 fn run_dirs(output: &Path) -> Vec<String> {
     let mut runs: Vec<String> = std::fs::read_dir(output)
@@ -48,14 +60,7 @@ async fn a_parquet_run_killed_at_any_point_leaves_the_published_tables_intact() 
     for point in CRASH_POINTS {
         let published = Published::local(output.path()).await;
         let runs_before = run_dirs(output.path());
-        let args = [
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.path().to_str().unwrap(),
-            "--table-format",
-            "parquet",
-        ];
+        let args = parquet_run(&input, output.path());
         let killed = submit(&args, &[("SPARKIFY_CRASH_AT", point)], &workspace_root());
         assert_eq!(
             killed.status.signal(),
@@ -224,14 +229,7 @@ async fn a_parquet_run_holds_the_output_and_a_second_one_refuses_to_start() {
     let output = tempfile::tempdir().unwrap();
     let input = workspace_input();
     let hold = tempfile::tempdir().unwrap();
-    let args = [
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.path().to_str().unwrap(),
-        "--table-format",
-        "parquet",
-    ];
+    let args = parquet_run(&input, output.path());
     let env = [
         ("SPARKIFY_HOLD_AT", "written"),
         ("SPARKIFY_HOLD_DIR", hold.path().to_str().unwrap()),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use ballista_api_types::dto::JobResponse;
 use ballista_core::execution_plans::execute_physical_plan;
 use ballista_core::extension::SessionConfigExt;
 use datafusion::arrow::array::RecordBatch;
@@ -22,13 +23,12 @@ use etl::run::{Engine, JobOutput};
 use futures::TryStreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::error::ClusterError;
-use ballista_api_types::dto::JobResponse;
-use etl::allowed::AllowedLocations;
-
-use crate::rest::{SchedulerIdentity, SchedulerRest, running_tasks, stage_report, task_counts};
 use cluster::session::physical_codec;
 use cluster::shuffle::JobShuffle;
+use etl::allowed::AllowedLocations;
+
+use crate::error::ClusterError;
+use crate::rest::{SchedulerIdentity, SchedulerRest, running_tasks, stage_report, task_counts};
 
 /// How often progress is read from the scheduler.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);

@@ -87,9 +87,9 @@ impl Storage {
             Storage::LocalDisk => {
                 let files = paths
                     .iter()
-                    .map(local_disk::file_of)
-                    .collect::<datafusion::common::Result<Vec<_>>>()
-                    .map_err(|e| (0, local_error(e)))?;
+                    .enumerate()
+                    .map(|(i, path)| local_disk::file_of(path).map_err(|e| (i, local_error(e))))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let contents = local_disk::read_all(files)
                     .await
                     .map_err(|(i, e)| (i, local_error(e)))?;
@@ -115,7 +115,7 @@ impl Storage {
     pub async fn remove_folder(&self, dir: &Location) -> object_store::Result<()> {
         match self {
             Storage::LocalDisk => {
-                let path = std::path::PathBuf::from(format!("/{}", dir.object_path()));
+                let path = local_disk::file_of(&dir.object_path()).map_err(local_error)?;
                 let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path))
                     .await
                     .unwrap_or_else(|e| Err(std::io::Error::other(e)));

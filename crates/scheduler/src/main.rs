@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         rotation: options.log_rotation_policy,
         thread_info: options.print_thread_info,
     });
-    let (options, flags) = match started.and_then(|(o, f)| supported(&o, f).map(|f| (o, f))) {
+    let (options, flags) = match started.and_then(|(o, f)| supported(&o).map(|()| (o, f))) {
         Ok(started) => started,
         Err(e) => return role::fail(&e),
     };
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
 /// Refuses Ballista flags this scheduler accepts but cannot honour, so
 /// that no flag is silently ignored. (Flags of features it is built
 /// without, such as `--flight-sql`, do not exist here at all.)
-fn supported(options: &Config, flags: LakeFlags) -> Result<LakeFlags, String> {
+fn supported(options: &Config) -> Result<(), String> {
     if options.disable_rest_api {
         return Err(
             "--disable-rest-api: submit follows its jobs through the REST API; keep the \
@@ -49,7 +49,7 @@ fn supported(options: &Config, flags: LakeFlags) -> Result<LakeFlags, String> {
                 .into(),
         );
     }
-    Ok(flags)
+    Ok(())
 }
 
 async fn serve(options: Config, flags: LakeFlags) -> Result<(), String> {

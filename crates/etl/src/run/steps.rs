@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::Schema;
+use datafusion::common::cast::as_int64_array;
 use datafusion::datasource::provider_as_source;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
@@ -608,13 +609,9 @@ fn distinct_ids(records: &DataFrame) -> datafusion::error::Result<DataFrame> {
 fn int64_column<'a>(batch: &'a RecordBatch, name: &str, what: &str) -> Result<&'a Int64Array> {
     batch
         .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-        .ok_or_else(|| {
-            EtlError::plan(
-                what,
-                DataFusionError::Internal(format!("no Int64 column '{name}' in the result")),
-            )
-        })
+        .ok_or_else(|| DataFusionError::Internal(format!("no column '{name}' in the result")))
+        .and_then(|column| as_int64_array(column))
+        .map_err(|e| EtlError::plan(what, e))
 }
 
 /// The files of one job, with one attempt kept per writer task. After
