@@ -314,14 +314,16 @@ def http_json(port: int, path: str):
 class LocalCluster:
     """Our scheduler and executors on loopback, stopped (by pid) on exit."""
 
-    def __init__(self, binaries: Path, executors: int, vcores: int, logs: Path) -> None:
+    def __init__(self, binaries: Path, executors: int, vcores: int, logs: Path, executor_env=None) -> None:
+        """`executor_env(index)`, when given, is the environment of executor `index`."""
         self.binaries, self.count, self.vcores, self.logs = binaries, executors, vcores, logs
+        self.executor_env = executor_env
         self.port = free_port()
         self.processes: list[subprocess.Popen] = []
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "w")
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.processes.append(process)
         return process
 
@@ -347,6 +349,7 @@ class LocalCluster:
                     "--vcores", str(self.vcores),
                     "--work-dir", str(work),
                 ],
+                self.executor_env(index) if self.executor_env else None,
             )
         self._wait(
             f"{self.count} executors registered",

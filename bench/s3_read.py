@@ -13,6 +13,15 @@ and the requests the proxy saw.
 
     python3 bench/s3_read.py                      # release submit if built, else debug
     python3 bench/s3_read.py --latency-ms 50 --submit /path/to/submit
+    python3 bench/s3_read.py --server s3s-fs --s3-output   # S3 to S3
+
+With `--s3-output` the tables go to the same server (s3://lake/out-<mode>),
+so the latency mode adds 20 ms to every read and every write of the run.
+The proxy reports the requests in flight during the latency mode: the most
+at once and the mean while any was in flight. With `--cluster` the run goes
+to a scheduler and two executors started for it, and each process (client,
+executor-0, executor-1) talks through a proxy of its own: the report is per
+process.
 
 With `--server moto` (the default), moto, a Python server, bounds both
 modes: the numbers compare the modes, they are not S3's throughput. With
@@ -23,6 +32,7 @@ uploaded.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -34,7 +44,11 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from s3_write import ROOT, default_submit, free_port, get, start
+from run import LocalCluster
+from s3_write import ROOT, default_submit, free_port, get, read_object, start
+
+# What each proxy reports of the requests it passed in the latency mode.
+IN_FLIGHT = ["requests", "peak_in_flight", "mean_in_flight"]
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_REGION": "us-east-1"}
 
@@ -56,19 +70,70 @@ def timed(command, env):
     return round(time.monotonic() - started, 2)
 
 
-def run_mode(name, submit, endpoint, output):
-    env = {"PATH": os.environ["PATH"], "AWS_ENDPOINT_URL": endpoint, **CREDENTIALS}
+def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs):
+    """One run of `submit`, each process talking to S3 through its own
+    endpoint in `endpoints` (`client`, and `executor-<i>` on a cluster);
+    `output` is a local folder or an s3://lake/ URL, read back from
+    `store_endpoint`. On a cluster (`cluster_logs` is its log folder) the
+    scheduler and two executors of one vcore each start for the mode."""
+    env = {"PATH": os.environ["PATH"], "AWS_ENDPOINT_URL": endpoints["client"], **CREDENTIALS}
     # Run folders under `_LATEST`, as when these figures were first taken.
     args = [submit, "--quiet", "--table-format", "parquet", "--input", "s3://lake/input",
             "--output", str(output)]
-    explain = timed([*args, "--explain"], env)
-    run = timed(args, env)
-    latest = (output / "_LATEST").read_text().strip()
-    report = json.loads((output / latest / "_report.json").read_text())
+    with contextlib.ExitStack() as stack:
+        if cluster_logs:
+            cluster_logs.mkdir()
+            executor_env = lambda i: {**env, "AWS_ENDPOINT_URL": endpoints[f"executor-{i}"]}
+            cluster = stack.enter_context(LocalCluster(Path(submit).parent, 2, 1, cluster_logs, executor_env))
+            args += ["--scheduler", f"127.0.0.1:{cluster.port}"]
+        explain = timed([*args, "--explain"], env)
+        run = timed(args, env)
+    if isinstance(output, Path):
+        read = lambda key: (output / key).read_text()
+    else:
+        prefix = output.removeprefix("s3://lake/")
+        read = lambda key: read_object(store_endpoint, f"{prefix}/{key}")
+    latest = read("_LATEST").strip()
+    report = json.loads(read(f"{latest}/_report.json"))
     stage = next(j for j in report["jobs"] if j["job"] == "stage songs")
     songs = next(i for i in report["inputs"] if i["input"] == "songs")
     return {"mode": name, "song files": songs["files"], "explain s": explain,
             "stage songs s": round(stage["seconds"], 2), "run s": run}
+
+
+def start_store(server, work, input_folder):
+    """moto, or s3s-fs over a copy of the input; returns it and its endpoint."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = open(work / "store.log", "w")
+    if server == "moto":
+        store = start(["moto_server", "-H", "127.0.0.1", "-p", str(port)], log,
+                      f"{endpoint}/moto-api/", "moto_server")
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/lake", method="PUT"))
+        started = time.monotonic()
+        uploaded = upload(endpoint, input_folder, "input")
+        print(f"uploaded {uploaded} files in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    else:
+        (work / "store/lake").mkdir(parents=True)
+        started = time.monotonic()
+        shutil.copytree(input_folder, work / "store/lake/input")
+        print(f"copied the input in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        store = start(["s3s-fs", "--host", "127.0.0.1", "--port", str(port),
+                       "--access-key", CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                       "--secret-key", CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                       str(work / "store")], log, f"{endpoint}/", "s3s-fs")
+    return store, endpoint
+
+
+def start_proxy(work, name, store_endpoint, latency_ms):
+    """A fault proxy adding `latency_ms` to every request; returns it and its endpoint."""
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    proxy = start([sys.executable, str(ROOT / "tests/tools/fault_proxy.py"),
+                   "--listen", endpoint.removeprefix("http://"),
+                   "--upstream", store_endpoint.removeprefix("http://"),
+                   "--latency-ms", str(latency_ms)], open(work / f"proxy-{name}.log", "w"),
+                  f"{endpoint}/_proxy/stats", "fault proxy")
+    return proxy, endpoint
 
 
 def main():
@@ -77,51 +142,38 @@ def main():
     parser.add_argument("--input", default=str(ROOT.parent / "shared/data/udacity-s3"))
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--server", choices=["moto", "s3s-fs"], default="moto")
+    parser.add_argument("--s3-output", action="store_true", help="write the tables to the server too")
+    parser.add_argument("--cluster", action="store_true", help="on a scheduler and two executors")
     args = parser.parse_args()
     submit = args.submit or default_submit()
     server = "moto_server" if args.server == "moto" else "s3s-fs"
     if not shutil.which(server):
         sys.exit(f"{server} not found on PATH (see this script's documentation)")
+    # One proxy per process that talks to S3, so each proxy's counts are its process's.
+    processes = ["client", "executor-0", "executor-1"] if args.cluster else ["client"]
 
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as work, contextlib.ExitStack() as stack:
         work = Path(work)
-        store_port, proxy_port = free_port(), free_port()
-        store_endpoint, proxy_endpoint = f"http://127.0.0.1:{store_port}", f"http://127.0.0.1:{proxy_port}"
-        with open(work / "store.log", "w") as store_log, open(work / "proxy.log", "w") as proxy_log:
-            if args.server == "moto":
-                store = start(["moto_server", "-H", "127.0.0.1", "-p", str(store_port)], store_log,
-                             f"{store_endpoint}/moto-api/", "moto_server")
-            else:
-                (work / "store/lake").mkdir(parents=True)
-                started = time.monotonic()
-                shutil.copytree(args.input, work / "store/lake/input")
-                print(f"copied the input in {time.monotonic() - started:.0f} s", file=sys.stderr)
-                store = start(["s3s-fs", "--host", "127.0.0.1", "--port", str(store_port),
-                              "--access-key", CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                              "--secret-key", CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                              str(work / "store")], store_log, f"{store_endpoint}/", "s3s-fs")
-            proxy = start([sys.executable, str(ROOT / "tests/tools/fault_proxy.py"),
-                           "--listen", f"127.0.0.1:{proxy_port}", "--upstream", f"127.0.0.1:{store_port}",
-                           "--latency-ms", str(args.latency_ms)], proxy_log,
-                          f"{proxy_endpoint}/_proxy/stats", "fault proxy")
-            try:
-                if args.server == "moto":
-                    urllib.request.urlopen(urllib.request.Request(f"{store_endpoint}/lake", method="PUT"))
-                    started = time.monotonic()
-                    uploaded = upload(store_endpoint, args.input, "input")
-                    print(f"uploaded {uploaded} files in {time.monotonic() - started:.0f} s", file=sys.stderr)
-                results = [run_mode("direct", submit, store_endpoint, work / "direct")]
-                latency = run_mode(f"latency-{args.latency_ms}ms", submit, proxy_endpoint, work / "latency")
-                latency["requests"] = json.loads(get(proxy_endpoint, "_proxy/stats"))["requests"]
-                results.append(latency)
-            finally:
-                proxy.terminate()
-                store.terminate()
-                proxy.wait()
-                store.wait()
+        stop = lambda process: stack.callback(lambda: (process.terminate(), process.wait()))
+        store, store_endpoint = start_store(args.server, work, args.input)
+        stop(store)
+        proxies = {}
+        for name in processes:
+            proxy, proxies[name] = start_proxy(work, name, store_endpoint, args.latency_ms)
+            stop(proxy)
+        output = (lambda mode: f"s3://lake/out-{mode}") if args.s3_output else (lambda mode: work / mode)
+        logs = (lambda mode: work / f"cluster-{mode}") if args.cluster else (lambda mode: None)
+        direct = {name: store_endpoint for name in processes}
+        results = [run_mode("direct", submit, direct, output("direct"), store_endpoint, logs("direct"))]
+        mode = f"latency-{args.latency_ms}ms"
+        results.append(run_mode(mode, submit, proxies, output("latency"), store_endpoint, logs("latency")))
+        for name, endpoint in proxies.items():
+            stats = json.loads(get(endpoint, "_proxy/stats"))
+            results.append({"mode": f"  {name}", **{k: stats[k] for k in IN_FLIGHT}})
 
-    columns = ["mode", "song files", "explain s", "stage songs s", "run s", "requests"]
-    print(f"submit: {submit}, store: {args.server}")
+    columns = ["mode", "song files", "explain s", "stage songs s", "run s", *IN_FLIGHT]
+    where = f"{'cluster' if args.cluster else 'in-process'}, output to {'S3' if args.s3_output else 'local disk'}"
+    print(f"submit: {submit}, store: {args.server}, {where}")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in results:

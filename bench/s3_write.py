@@ -139,7 +139,7 @@ def main():
                 latency = run_mode(f"latency-{args.latency_ms}ms", submit, f"http://127.0.0.1:{proxy_port}",
                                    moto_endpoint, args.input, args.extra)
                 stats = json.loads(get(f"http://127.0.0.1:{proxy_port}", "_proxy/stats"))
-                latency["requests"] = stats["requests"]
+                latency.update({k: stats[k] for k in ("requests", "peak_in_flight", "mean_in_flight")})
                 results.append(latency)
             finally:
                 proxy.terminate()
@@ -147,7 +147,8 @@ def main():
                 proxy.wait()
                 moto.wait()
 
-    columns = ["mode", "songs files", "songs partitions", "songs job s", "files/s", "run s", "requests"]
+    columns = ["mode", "songs files", "songs partitions", "songs job s", "files/s", "run s", "requests",
+               "peak_in_flight", "mean_in_flight"]
     print(f"submit: {submit}")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))

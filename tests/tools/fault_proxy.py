@@ -5,7 +5,10 @@ Every request is forwarded to the upstream server, except that the proxy can
 first delay it (latency), answer it with a 5xx itself, or cut the connection
 without answering. Which requests fail is drawn from a seeded random stream,
 so a run is repeatable. The proxy counts what it did and serves the counts as
-JSON at /_proxy/stats, which tests read to prove faults were injected.
+JSON at /_proxy/stats, which tests read to prove faults were injected, with
+the requests in flight: the most at once, and the mean over the time any
+request was in flight (benchmarks read these: with a fixed latency, a client
+that keeps N requests going shows a mean near N).
 
     fault_proxy.py --listen 127.0.0.1:9100 --upstream 127.0.0.1:9000 \\
         --latency-ms 20 --error-rate 0.1 --drop-rate 0.05 --seed 7
@@ -31,6 +34,12 @@ class Faults:
         self.random = random.Random(args.seed)
         self.lock = threading.Lock()
         self.stats = {"requests": 0, "forwarded": 0, "errors_injected": 0, "connections_dropped": 0}
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        # The integral of requests in flight over time, and the time any was.
+        self.in_flight_seconds = 0.0
+        self.busy_seconds = 0.0
+        self.last_change = time.monotonic()
 
     def decide(self):
         """What to do with the next request: 'forward', 'error' or 'drop'."""
@@ -46,9 +55,21 @@ class Faults:
             self.stats["forwarded"] += 1
             return "forward"
 
+    def in_flight_changes(self, by):
+        """A request starts (by=1) or is answered (by=-1)."""
+        with self.lock:
+            now = time.monotonic()
+            if self.in_flight:
+                self.in_flight_seconds += self.in_flight * (now - self.last_change)
+                self.busy_seconds += now - self.last_change
+            self.last_change = now
+            self.in_flight += by
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
     def snapshot(self):
         with self.lock:
-            return dict(self.stats)
+            mean = self.in_flight_seconds / self.busy_seconds if self.busy_seconds else 0.0
+            return {**self.stats, "peak_in_flight": self.peak_in_flight, "mean_in_flight": round(mean, 2)}
 
 
 def handler_for(upstream_host, upstream_port, faults):
@@ -67,6 +88,13 @@ def handler_for(upstream_host, upstream_port, faults):
                 self.end_headers()
                 self.wfile.write(body)
                 return
+            faults.in_flight_changes(1)
+            try:
+                self.forward()
+            finally:
+                faults.in_flight_changes(-1)
+
+        def forward(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             action = faults.decide()
@@ -111,6 +139,11 @@ def handler_for(upstream_host, upstream_port, faults):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog. socketserver's default of 5 refuses the
+    # connections of a client that opens a hundred at once (a scan task
+    # keeps 64 GETs in flight), and each refused one waits a second for
+    # TCP to retry: the proxy, not the latency, would set the pace.
+    request_queue_size = 1024
 
 
 def main():

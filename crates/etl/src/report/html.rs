@@ -1,11 +1,17 @@
 //! The run report as a page, `_report.html`: the report's tables, one bar
 //! chart per [`Chart`], and per job the spread of its tasks' durations.
 //!
-//! The page must open from an archive or a bucket download with no network,
-//! so everything is inline: CSS in the head, charts as SVG drawn here, no
+//! The markup is in `templates/` (askama, which escapes every value for
+//! HTML); this module computes the geometry: where each bar, tick and label
+//! lies. The page must open from an archive or a bucket download with no
+//! network, so everything is inline: CSS in the head, charts as SVG, no
 //! scripts. It is also well-formed XML (XHTML-style), and every bar carries
 //! its numbers as `data-` attributes, so tests and tools can read the page
 //! back and check it against `_report.json`.
+
+use std::fmt;
+
+use askama::Template;
 
 use super::{Bar, Chart, Grid, JobReport, RunReport, Spread, StageReport};
 
@@ -30,148 +36,146 @@ const MIN_STAGE_SLOT: f64 = 84.0;
 const CHAR_WIDTH: f64 = 6.5;
 const LINE_HEIGHT: f64 = 14.0;
 
-const STYLE: &str = "
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2rem; color: #222; }
-h1 { font-size: 1.4rem; }
-h2 { font-size: 1.2rem; margin-top: 2.5rem; border-bottom: 1px solid #ccc; }
-h3 { font-size: 1rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
-th, td { padding: 0.2rem 0.8rem; border-bottom: 1px solid #e3e3e3; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-th { background: #f4f4f4; }
-dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
-dt { font-weight: bold; }
-dd { margin: 0; font-family: monospace; }
-.chart { overflow-x: auto; margin: 0.5rem 0 1.5rem; }
-svg { background: #fff; }
-svg text { font: 11px sans-serif; fill: #333; }
-svg text.title { font-size: 14px; font-weight: bold; }
-svg text.axis-name { font-size: 12px; font-style: italic; }
-.grid { stroke: #e6e6e6; }
-.axis { stroke: #555; }
-.bar { fill: #4e79a7; }
-.bar:hover { fill: #f28e2b; }
-.range { fill: #a0cbe8; stroke: #4e79a7; }
-.range:hover { fill: #f28e2b; }
-.median { stroke: #e15759; stroke-width: 3; }
-";
-
 /// The whole page.
 pub fn render(report: &RunReport) -> String {
-    let charts: String = report.charts.iter().map(bar_chart).collect();
-    let jobs: String = report.jobs.iter().map(job_section).collect();
-    let body = format!(
-        "{}<h2>Inputs</h2>{}<h2>Tables</h2>{}<h2>Distributions</h2>{charts}<h2>Jobs</h2>{jobs}",
-        header(report),
-        inputs_table(report),
-        tables_table(report),
-    );
-    format!(
-        "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\
-         <head><meta charset=\"utf-8\"/><title>{title}</title><style>{STYLE}</style></head>\
-         <body>{body}</body></html>\n",
-        title = escape(&format!("Sparkify Lake run {}", report.run_id)),
-    )
+    let page = Page {
+        report,
+        inputs: Table::new("inputs", report.inputs_grid()),
+        rejects: report
+            .inputs
+            .iter()
+            .filter_map(|i| Some((i.rejected, i.input, i.rejects_location.as_deref()?)))
+            .collect(),
+        tables: Table::new("tables", report.tables_grid()),
+        charts: report.charts.iter().map(bar_chart).collect(),
+        jobs: report
+            .jobs
+            .iter()
+            .map(|job| JobSection {
+                report: job,
+                chart: task_chart(job),
+                stages: Table::new("stages", job.stages_grid()),
+            })
+            .collect(),
+    };
+    xml_characters(&page.to_string())
 }
 
-/// Text from the report (artist ids, paths, titles) made safe for both
-/// HTML and XML. Control characters XML cannot carry, even escaped, are
-/// replaced, so odd input never makes the page unreadable.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            '\t' | '\n' | '\r' => escaped.push(c),
-            c if c.is_control() => escaped.push(char::REPLACEMENT_CHARACTER),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
-/// Which run this is, where it read and wrote, and how long it took.
-fn header(report: &RunReport) -> String {
-    let facts = [
-        ("run", report.run_id.clone()),
-        ("input", report.input.clone()),
-        ("output", report.output.clone()),
-        ("published", report.published.clone()),
-        ("seconds", format!("{:.2}", report.seconds)),
-    ];
-    let items: String = facts
-        .iter()
-        .map(|(name, value)| format!("<dt>{name}</dt><dd>{}</dd>", escape(value)))
-        .collect();
-    format!(
-        "<h1>Sparkify Lake run {}</h1><dl>{items}</dl>",
-        escape(&report.run_id)
-    )
-}
-
-/// An HTML table of text cells; its `class` (`inputs`, `tables`, `stages`)
-/// lets readers of the page find it.
-fn table(class: &str, grid: Grid) -> String {
-    let head: String = grid
-        .header
-        .iter()
-        .map(|h| format!("<th>{}</th>", escape(h)))
-        .collect();
-    let body: String = grid
-        .rows
-        .into_iter()
-        .map(|row| {
-            let cells: String = row
-                .iter()
-                .map(|cell| format!("<td>{}</td>", escape(cell)))
-                .collect();
-            format!("<tr>{cells}</tr>")
+/// XML cannot carry most control characters, not even escaped: any that
+/// reached the page from the input (an artist's name, a path) is replaced,
+/// so odd input never makes the page unreadable.
+fn xml_characters(page: &str) -> String {
+    page.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            c if c.is_control() => char::REPLACEMENT_CHARACTER,
+            c => c,
         })
-        .collect();
-    format!("<table class=\"{class}\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        .collect()
 }
 
-/// Records read per kind of input, and where the rejected ones went.
-fn inputs_table(report: &RunReport) -> String {
-    let rejects: String = report
-        .inputs
-        .iter()
-        .filter_map(|i| Some((i, i.rejects_location.as_ref()?)))
-        .map(|(i, location)| {
-            format!(
-                "<p>{} rejected {} records: <code>{}</code></p>",
-                i.rejected,
-                i.input,
-                escape(location)
-            )
-        })
-        .collect();
-    table("inputs", report.inputs_grid()) + &rejects
-}
-
-/// Each output table's size and how evenly its rows fill its partitions.
-fn tables_table(report: &RunReport) -> String {
-    table("tables", report.tables_grid())
+#[derive(Template)]
+#[template(path = "report.html")]
+struct Page<'a> {
+    report: &'a RunReport,
+    inputs: Table,
+    /// Per input with rejected records: how many, which input, and where they went.
+    rejects: Vec<(u64, &'static str, &'a str)>,
+    tables: Table,
+    charts: Vec<Svg>,
+    jobs: Vec<JobSection<'a>>,
 }
 
 /// One job: its task-duration chart and its stages.
-fn job_section(job: &JobReport) -> String {
-    let id = if job.job_id.is_empty() {
-        String::new()
-    } else {
-        format!(" (<code>{}</code>)", escape(&job.job_id))
-    };
-    format!(
-        "<h3>{}{id}, {:.2} s</h3>{}{}",
-        escape(&job.job),
-        job.seconds,
-        task_chart(job),
-        table("stages", job.stages_grid()),
-    )
+struct JobSection<'a> {
+    report: &'a JobReport,
+    chart: Svg,
+    stages: Table,
+}
+
+#[derive(Template)]
+#[template(path = "table.html")]
+struct Table {
+    class: &'static str,
+    grid: Grid,
+}
+
+impl Table {
+    fn new(class: &'static str, grid: Grid) -> Self {
+        Self { class, grid }
+    }
+}
+
+/// A position or length in a chart, written to a tenth of a pixel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Px(f64);
+
+impl fmt::Display for Px {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1}", self.0)
+    }
+}
+
+/// One chart as `templates/chart.svg` draws it: its frame, its value axis,
+/// and either bars or task-duration ranges.
+#[derive(Template)]
+#[template(path = "chart.svg", escape = "html")]
+struct Svg {
+    /// `data-chart` or `data-job`, with `name`: how readers of the page find the chart.
+    key: &'static str,
+    name: String,
+    title: String,
+    width: Px,
+    height: Px,
+    left: Px,
+    right: Px,
+    top: Px,
+    baseline: Px,
+    /// The vertical centre of the plot, where the value axis's name stands.
+    middle: Px,
+    tick_x: Px,
+    ticks: Vec<Tick>,
+    y_name: String,
+    x_name: String,
+    x_name_x: Px,
+    x_name_y: Px,
+    bars: Vec<BarMark>,
+    ranges: Vec<RangeMark>,
+}
+
+/// A gridline and its label on the value axis.
+struct Tick {
+    y: Px,
+    value: u64,
+}
+
+/// One bar and its label under the axis, upright when labels are wider
+/// than their slot.
+struct BarMark {
+    left: Px,
+    top: Px,
+    width: Px,
+    height: Px,
+    centre: Px,
+    label_y: Px,
+    upright: bool,
+    label: String,
+    value: u64,
+}
+
+/// One stage: a bar from its fastest to its slowest task, a tick at the
+/// median, and under the axis its id, task count and seconds.
+struct RangeMark {
+    left: Px,
+    right: Px,
+    top: Px,
+    width: Px,
+    height: Px,
+    median: Px,
+    centre: Px,
+    stage: String,
+    spread: Spread,
+    lines: Vec<(Px, String)>,
 }
 
 /// A value axis with ticks at round numbers (1, 2 or 5 × 10ⁿ), about five
@@ -203,25 +207,14 @@ impl ValueAxis {
         MARGIN_TOP + PLOT_HEIGHT * (1.0 - value as f64 / self.top as f64)
     }
 
-    /// Gridlines, tick labels, the axis line and its name.
-    fn draw(&self, plot_right: f64, name: &str) -> String {
-        let ticks: String = (0..=self.top / self.step)
-            .map(|i| {
-                let (value, y) = (i * self.step, self.y(i * self.step));
-                format!(
-                    "<line class=\"grid\" x1=\"{MARGIN_LEFT}\" x2=\"{plot_right:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-                     <text x=\"{:.1}\" y=\"{y:.1}\" text-anchor=\"end\" dominant-baseline=\"middle\">{value}</text>",
-                    MARGIN_LEFT - 6.0
-                )
+    /// The gridlines with their labels, from 0 to the top.
+    fn ticks(&self) -> Vec<Tick> {
+        (0..=self.top / self.step)
+            .map(|i| Tick {
+                y: Px(self.y(i * self.step)),
+                value: i * self.step,
             })
-            .collect();
-        let middle = MARGIN_TOP + PLOT_HEIGHT / 2.0;
-        format!(
-            "{ticks}<line class=\"axis\" x1=\"{MARGIN_LEFT}\" x2=\"{MARGIN_LEFT}\" y1=\"{MARGIN_TOP}\" y2=\"{:.1}\"/>\
-             <text class=\"axis-name\" x=\"16\" y=\"{middle:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {middle:.1})\">{}</text>",
-            MARGIN_TOP + PLOT_HEIGHT,
-            escape(name)
-        )
+            .collect()
     }
 }
 
@@ -238,6 +231,15 @@ struct Canvas {
 /// the chart grows wider than the page (its box scrolls).
 fn slot_width(slots: usize, min_slot: f64) -> f64 {
     (MIN_PLOT_WIDTH / slots.max(1) as f64).max(min_slot)
+}
+
+/// What identifies a chart and names it and its axes.
+struct Labels {
+    key: &'static str,
+    name: String,
+    title: String,
+    x_name: String,
+    y_name: String,
 }
 
 impl Canvas {
@@ -263,41 +265,36 @@ impl Canvas {
         MARGIN_LEFT + self.slot * (i as f64 + 0.5)
     }
 
-    /// The `<svg>` element around `content`, with `attributes` (already
-    /// escaped) identifying the chart, its title, both axes and their names.
-    fn svg(
-        &self,
-        attributes: &str,
-        title: &str,
-        x_name: &str,
-        y_name: &str,
-        content: &str,
-    ) -> String {
+    /// The chart around its bars or ranges: frame, axes and their names.
+    fn svg(&self, labels: Labels, bars: Vec<BarMark>, ranges: Vec<RangeMark>) -> Svg {
         let width = self.plot_right() + MARGIN_RIGHT;
         let height = self.baseline() + self.label_room + AXIS_NAME_ROOM;
-        let x_name_centre = (MARGIN_LEFT + self.plot_right()) / 2.0;
-        let baseline = self.baseline();
-        format!(
-            "<div class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" {attributes} role=\"img\" \
-             width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\">\
-             <title>{title}</title>\
-             <text class=\"title\" x=\"{MARGIN_LEFT}\" y=\"20\">{title}</text>\
-             {axis}{content}\
-             <line class=\"axis\" x1=\"{MARGIN_LEFT}\" x2=\"{right:.1}\" y1=\"{baseline:.1}\" y2=\"{baseline:.1}\"/>\
-             <text class=\"axis-name\" x=\"{x_name_centre:.1}\" y=\"{name_y:.1}\" text-anchor=\"middle\">{x_name}</text>\
-             </svg></div>",
-            title = escape(title),
-            axis = self.axis.draw(self.plot_right(), y_name),
-            right = self.plot_right(),
-            name_y = height - 8.0,
-            x_name = escape(x_name),
-        )
+        Svg {
+            key: labels.key,
+            name: labels.name,
+            title: labels.title,
+            width: Px(width.round()),
+            height: Px(height.round()),
+            left: Px(MARGIN_LEFT),
+            right: Px(self.plot_right()),
+            top: Px(MARGIN_TOP),
+            baseline: Px(self.baseline()),
+            middle: Px(MARGIN_TOP + PLOT_HEIGHT / 2.0),
+            tick_x: Px(MARGIN_LEFT - 6.0),
+            ticks: self.axis.ticks(),
+            y_name: labels.y_name,
+            x_name: labels.x_name,
+            x_name_x: Px((MARGIN_LEFT + self.plot_right()) / 2.0),
+            x_name_y: Px(height - 8.0),
+            bars,
+            ranges,
+        }
     }
 }
 
 /// One of the report's distributions: a bar per label, each labelled under
 /// the axis, turned upright when labels are wider than their slot.
-fn bar_chart(chart: &Chart) -> String {
+fn bar_chart(chart: &Chart) -> Svg {
     let axis = ValueAxis::covering(chart.bars.iter().map(|b| b.value).max().unwrap_or(0));
     let longest = chart
         .bars
@@ -311,55 +308,47 @@ fn bar_chart(chart: &Chart) -> String {
         LINE_HEIGHT + 8.0
     };
     let canvas = Canvas::new(axis, chart.bars.len(), MIN_BAR_SLOT, label_room);
-    let bars: String = chart
+    let bars = chart
         .bars
         .iter()
         .enumerate()
         .map(|(i, b)| bar(&canvas, i, b, upright))
         .collect();
-    canvas.svg(
-        &format!("data-chart=\"{}\"", escape(&chart.title)),
-        &chart.title,
-        &chart.x,
-        &chart.y,
-        &bars,
-    )
+    let labels = Labels {
+        key: "data-chart",
+        name: chart.title.clone(),
+        title: chart.title.clone(),
+        x_name: chart.x.clone(),
+        y_name: chart.y.clone(),
+    };
+    canvas.svg(labels, bars, Vec::new())
 }
 
-/// Bar `i`: its rect, carrying its numbers and a tooltip, and its label
-/// under the axis, upright when labels are wider than a slot.
-fn bar(canvas: &Canvas, i: usize, bar: &Bar, upright: bool) -> String {
-    let x = canvas.centre(i);
+/// Bar `i`, carrying its numbers, and where its label goes.
+fn bar(canvas: &Canvas, i: usize, bar: &Bar, upright: bool) -> BarMark {
+    let centre = canvas.centre(i);
     let width = canvas.slot * 0.75;
     // A small value beside a dominant one stays visible, and hoverable.
     let least = if bar.value > 0 { 1.0 } else { 0.0 };
     let height = (canvas.baseline() - canvas.axis.y(bar.value)).max(least);
-    let (label_y, placement) = if upright {
-        let y = canvas.baseline() + 6.0;
-        let turn = format!(
-            "text-anchor=\"end\" dominant-baseline=\"middle\" transform=\"rotate(-90 {x:.1} {y:.1})\""
-        );
-        (y, turn)
-    } else {
-        (
-            canvas.baseline() + 12.0,
-            "text-anchor=\"middle\"".to_string(),
-        )
-    };
-    let (label, value) = (escape(&bar.label), bar.value);
-    format!(
-        "<rect class=\"bar\" x=\"{:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{height:.1}\" \
-         data-label=\"{label}\" data-value=\"{value}\"><title>{label}: {value}</title></rect>\
-         <text x=\"{x:.1}\" y=\"{label_y:.1}\" {placement}>{label}</text>",
-        x - width / 2.0,
-        canvas.baseline() - height,
-    )
+    let label_y = canvas.baseline() + if upright { 6.0 } else { 12.0 };
+    BarMark {
+        left: Px(centre - width / 2.0),
+        top: Px(canvas.baseline() - height),
+        width: Px(width),
+        height: Px(height),
+        centre: Px(centre),
+        label_y: Px(label_y),
+        upright,
+        label: bar.label.clone(),
+        value: bar.value,
+    }
 }
 
 /// Per stage of `job`, the range of its tasks' durations (min to max) with
 /// a tick at the median: a long range or a median far from the top shows
 /// straggling tasks, the cost of skew.
-fn task_chart(job: &JobReport) -> String {
+fn task_chart(job: &JobReport) -> Svg {
     let spreads: Vec<Spread> = job
         .stages
         .iter()
@@ -367,60 +356,49 @@ fn task_chart(job: &JobReport) -> String {
         .collect();
     let axis = ValueAxis::covering(spreads.iter().map(|s| s.max).max().unwrap_or(0));
     let canvas = Canvas::new(axis, spreads.len(), MIN_STAGE_SLOT, 3.0 * LINE_HEIGHT + 6.0);
-    let ranges: String = job
+    let ranges = job
         .stages
         .iter()
-        .zip(&spreads)
+        .zip(spreads)
         .enumerate()
         .map(|(i, (stage, spread))| stage_range(&canvas, i, stage, spread))
         .collect();
-    canvas.svg(
-        &format!("data-job=\"{}\"", escape(&job.job)),
-        &format!("{}: task durations per stage", job.job),
-        "stage",
-        "task ms (min · median · max)",
-        &ranges,
-    )
+    let labels = Labels {
+        key: "data-job",
+        name: job.job.clone(),
+        title: format!("{}: task durations per stage", job.job),
+        x_name: "stage".into(),
+        y_name: "task ms (min · median · max)".into(),
+    };
+    canvas.svg(labels, Vec::new(), ranges)
 }
 
-/// Stage `i`: a bar from its fastest to its slowest task, carrying the
-/// numbers and a tooltip, a tick at the median, and under the axis its id,
-/// task count and seconds.
-fn stage_range(canvas: &Canvas, i: usize, stage: &StageReport, spread: &Spread) -> String {
-    let x = canvas.centre(i);
+/// Stage `i`'s range of task times and the three lines under it.
+fn stage_range(canvas: &Canvas, i: usize, stage: &StageReport, spread: Spread) -> RangeMark {
+    let centre = canvas.centre(i);
     let width = canvas.slot * 0.5;
     let (top, bottom) = (canvas.axis.y(spread.max), canvas.axis.y(spread.min));
-    let median = canvas.axis.y(spread.median);
-    let id = escape(&stage.stage);
     let lines = [
-        format!("stage {id}"),
+        format!("stage {}", stage.stage),
         format!("{} tasks", stage.tasks),
         format!("{:.2} s", stage.seconds),
     ];
-    let labels: String = lines
-        .iter()
-        .enumerate()
-        .map(|(line, text)| {
-            format!(
-                "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{text}</text>",
-                canvas.baseline() + LINE_HEIGHT * (line as f64 + 1.0)
-            )
-        })
-        .collect();
-    let Spread {
-        min,
-        median: median_ms,
-        max,
-    } = *spread;
-    format!(
-        "<rect class=\"range\" x=\"{left:.1}\" y=\"{top:.1}\" width=\"{width:.1}\" height=\"{:.1}\" \
-         data-stage=\"{id}\" data-min-ms=\"{min}\" data-median-ms=\"{median_ms}\" data-max-ms=\"{max}\">\
-         <title>stage {id}: {min} · {median_ms} · {max} ms (min · median · max)</title></rect>\
-         <line class=\"median\" x1=\"{left:.1}\" x2=\"{:.1}\" y1=\"{median:.1}\" y2=\"{median:.1}\"/>{labels}",
-        (bottom - top).max(1.0),
-        x + width / 2.0,
-        left = x - width / 2.0,
-    )
+    RangeMark {
+        left: Px(centre - width / 2.0),
+        right: Px(centre + width / 2.0),
+        top: Px(top),
+        width: Px(width),
+        height: Px((bottom - top).max(1.0)),
+        median: Px(canvas.axis.y(spread.median)),
+        centre: Px(centre),
+        stage: stage.stage.clone(),
+        spread,
+        lines: lines
+            .into_iter()
+            .enumerate()
+            .map(|(line, text)| (Px(canvas.baseline() + LINE_HEIGHT * (line as f64 + 1.0)), text))
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -473,10 +451,19 @@ mod tests {
     }
 
     #[test]
-    fn escaping_covers_markup_quotes_and_control_characters() {
+    fn markup_and_control_characters_in_the_input_keep_the_page_well_formed() {
+        let mut report = report();
+        report.run_id = "run <1> & 'x' \"y\"\u{1}".into();
+        let page = render(&report);
+        let xml = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        };
+        let doc = roxmltree::Document::parse_with_options(&page, xml).unwrap();
+        let heading = doc.descendants().find(|n| n.has_tag_name("h1")).unwrap();
         assert_eq!(
-            escape("a&b <c> \"d\" 'e'\u{1}"),
-            "a&amp;b &lt;c&gt; &quot;d&quot; &#39;e&#39;\u{FFFD}"
+            heading.text(),
+            Some("Sparkify Lake run run <1> & 'x' \"y\"\u{FFFD}")
         );
     }
 
@@ -484,7 +471,7 @@ mod tests {
     fn a_chart_has_one_rect_per_bar_with_its_numbers() {
         let bars: Vec<(String, u64)> = (0..70).map(|i| ((1950 + i).to_string(), i)).collect();
         let refs: Vec<(&str, u64)> = bars.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        let svg = bar_chart(&chart(&refs));
+        let svg = bar_chart(&chart(&refs)).to_string();
         let doc = roxmltree::Document::parse(&svg).unwrap();
         let rects: Vec<(&str, u64)> = doc
             .descendants()
