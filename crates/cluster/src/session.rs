@@ -15,9 +15,11 @@ use etl::codec::LakeCodec;
 
 use crate::object_stores::LakeObjectStores;
 
-/// The largest gRPC message any role sends or accepts. A scan's plan carries
-/// its input's file list, one path per file: 200,000 song files make a plan
-/// of about 16 MiB, Ballista's default limit, and a million about 80 MiB.
+/// The largest gRPC message any role sends or accepts. Plans once carried
+/// their scan's file list, one path per file, and passed Ballista's default
+/// of 16 MiB at 200,000 song files; the lists are now in the store
+/// (`etl::extract::file_list`) and a plan stays a few KiB. The limit stays
+/// raised as headroom for results, which name every file a writer wrote.
 pub const MAX_MESSAGE_BYTES: u32 = 256 * 1024 * 1024;
 
 /// Raises each of a role's gRPC message limits to [`MAX_MESSAGE_BYTES`],

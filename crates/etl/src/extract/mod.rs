@@ -1,6 +1,7 @@
-//! Reading the raw input: listing it, decoding it, and the scan operator.
+//! Reading the raw input: listing it, the scan tasks' file lists, decoding, and the scan operator.
 
 pub mod decode;
+pub mod file_list;
 pub mod listing;
 mod records;
 pub mod scan;

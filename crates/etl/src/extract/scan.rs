@@ -7,25 +7,16 @@
 //! files itself, so the client never touches the data.
 //!
 //! The files to read are the operator's input, not its settings: a
-//! [`file_list`] of one in-memory partition per scan task, each a batch of
-//! (ordinal, path, size). Ballista 55 runs several partitions of a stage in one
-//! task and restricts a task's plan to its own partitions by slicing the
-//! leaves it knows (file scans, in-memory sources, shuffle readers); a custom
-//! leaf carrying its own file groups would be run whole by every task, and
-//! every record would be read once per task.
+//! [`file_list`](super::file_list) with one partition per scan task, which
+//! says why.
 
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array, new_null_array,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::cast::{as_string_array, as_uint32_array, as_uint64_array};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, new_null_array};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -43,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
 use super::decode::{Decoded, RecordDecoder, Reject, SourceFile, record_id};
-use super::listing::InputFile;
+use super::file_list::{ListedFile, files_of};
 use crate::error::STRICT_REJECT;
 use crate::location::Location;
 use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
@@ -78,75 +69,6 @@ pub struct ScanSpec {
     pub rejects: RejectPolicy,
 }
 
-/// Columns of a [`file_list`]: the file's position in the sorted listing
-/// (the high half of its records' ids), its object path and its size.
-fn file_list_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("ordinal", DataType::UInt32, false),
-        Field::new("path", DataType::Utf8, false),
-        Field::new("size", DataType::UInt64, false),
-    ]))
-}
-
-/// One file of a scan task's share, as its [`file_list`] gives it.
-struct ListedFile {
-    ordinal: u32,
-    path: String,
-    size: u64,
-}
-
-/// The files of a scan as a plan: a sorted listing split into `partitions`
-/// contiguous runs of about equal bytes, one in-memory partition each.
-pub fn file_list(files: &[InputFile], partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
-    let total: u64 = files.iter().map(|f| f.size.max(1)).sum();
-    let partitions = partitions.clamp(1, files.len().max(1));
-    let per_partition = total.div_ceil(partitions as u64);
-    let mut runs: Vec<Vec<(u32, &InputFile)>> = vec![Vec::new()];
-    let mut filled = 0u64;
-    for (ordinal, file) in files.iter().enumerate() {
-        if filled >= per_partition && runs.len() < partitions {
-            runs.push(Vec::new());
-            filled = 0;
-        }
-        filled += file.size.max(1);
-        runs.last_mut()
-            .expect("never empty")
-            .push((ordinal as u32, file));
-    }
-    let schema = file_list_schema();
-    let batches = runs
-        .into_iter()
-        .map(|run| {
-            let ordinals = UInt32Array::from_iter_values(run.iter().map(|(o, _)| *o));
-            let paths = StringArray::from_iter_values(run.iter().map(|(_, f)| f.path.as_str()));
-            let sizes = UInt64Array::from_iter_values(run.iter().map(|(_, f)| f.size));
-            let batch = RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![Arc::new(ordinals), Arc::new(paths), Arc::new(sizes)],
-            )?;
-            Ok(vec![batch])
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let source = MemorySourceConfig::try_new(&batches, schema, None)?;
-    Ok(DataSourceExec::from_data_source(source))
-}
-
-/// The files of file-list batches.
-fn files_of(batches: &[RecordBatch]) -> Result<Vec<ListedFile>> {
-    let mut files = Vec::new();
-    for batch in batches {
-        let ordinals = as_uint32_array(batch.column(0))?;
-        let paths = as_string_array(batch.column(1))?;
-        let sizes = as_uint64_array(batch.column(2))?;
-        files.extend((0..batch.num_rows()).map(|i| ListedFile {
-            ordinal: ordinals.value(i),
-            path: paths.value(i).to_string(),
-            size: sizes.value(i),
-        }));
-    }
-    Ok(files)
-}
-
 /// Refuses a file list naming a file outside the scan's root: the root is
 /// what `--allowed-locations` checked ([`crate::allowed`]).
 fn within_root(root: &Location, files: &[ListedFile]) -> Result<()> {
@@ -168,7 +90,7 @@ fn within_root(root: &Location, files: &[ListedFile]) -> Result<()> {
 #[derive(Debug)]
 pub struct RawScanExec {
     spec: ScanSpec,
-    /// The [`file_list`], possibly restricted to one task's partitions.
+    /// The file list, possibly restricted to one task's partitions.
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -176,7 +98,7 @@ pub struct RawScanExec {
 
 impl RawScanExec {
     pub fn try_new(spec: ScanSpec, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
-        if input.schema().fields() != file_list_schema().fields() {
+        if input.schema().fields() != super::file_list::schema().fields() {
             return Err(DataFusionError::Internal(
                 "RawScanExec input is not a file list".into(),
             ));

@@ -97,6 +97,13 @@ impl RunLayout {
         self.run_dir().join(&format!("{STAGING}/{}", kind.name()))
     }
 
+    /// Where the client writes the file lists of the scan of `kind`
+    /// ([`crate::extract::file_list`]); they go with the staging area.
+    pub fn file_lists(&self, kind: InputKind) -> Location {
+        self.run_dir()
+            .join(&format!("{STAGING}/_file_lists/{}", kind.name()))
+    }
+
     /// Where writer task attempts leave their markers (see the module
     /// documentation).
     pub fn attempts(&self) -> Location {
@@ -232,9 +239,13 @@ pub async fn latest_run(store: &Arc<dyn ObjectStore>, output: &Location) -> Resu
 }
 
 /// Writes one small object.
-pub async fn put(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Vec<u8>) -> Result<()> {
+pub async fn put(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    bytes: impl Into<PutPayload>,
+) -> Result<()> {
     store
-        .put(path, PutPayload::from(bytes))
+        .put(path, bytes.into())
         .await
         .map(|_| ())
         .map_err(|e| EtlError::store(format!("writing {path}"), e))

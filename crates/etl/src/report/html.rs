@@ -396,7 +396,12 @@ fn stage_range(canvas: &Canvas, i: usize, stage: &StageReport, spread: Spread) -
         lines: lines
             .into_iter()
             .enumerate()
-            .map(|(line, text)| (Px(canvas.baseline() + LINE_HEIGHT * (line as f64 + 1.0)), text))
+            .map(|(line, text)| {
+                (
+                    Px(canvas.baseline() + LINE_HEIGHT * (line as f64 + 1.0)),
+                    text,
+                )
+            })
             .collect(),
     }
 }

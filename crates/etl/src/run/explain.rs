@@ -22,7 +22,8 @@ pub async fn explain_run(
     let (songs, events) = run.list_inputs().await?;
     let mut jobs = Vec::new();
     for (kind, listing) in [(InputKind::Songs, &songs), (InputKind::Events, &events)] {
-        let plan = run.stage_plan(kind, listing)?;
+        // The file lists are planned, not written: explaining writes nothing.
+        let (plan, _file_list) = run.stage_plan(kind, listing)?;
         jobs.push((format!("stage {}", kind.name()), None, plan));
     }
     let staged = Staged {

@@ -20,8 +20,9 @@ use object_store::ObjectStore;
 use tokio::sync::Semaphore;
 
 use crate::error::{EtlError, Result};
+use crate::extract::file_list::{FileList, ListFiles};
 use crate::extract::listing::{InputListing, list_input};
-use crate::extract::scan::{RawScanExec, ScanSpec, file_list};
+use crate::extract::scan::{RawScanExec, ScanSpec};
 use crate::load::TableFormat;
 use crate::load::delta::table::DeltaTarget;
 use crate::load::delta::{Publication, TableFiles, remove_attempt_files};
@@ -166,26 +167,40 @@ impl<'a> Run<'a> {
         kind: InputKind,
         listing: &InputListing,
     ) -> Result<Vec<WrittenFile>> {
-        let plan = self.stage_plan(kind, listing)?;
+        let (plan, file_list) = self.stage_plan(kind, listing)?;
+        let store = self.store(&self.config.output)?;
+        let store = &store;
+        try_join_all(
+            file_list
+                .into_iter()
+                .map(|(path, bytes)| async move { publish::put(store, &path, bytes).await }),
+        )
+        .await?;
         self.run_write_job(&format!("stage {}", kind.name()), plan)
             .await
     }
 
-    /// The staging job: the raw scan, sharded by file, into the writer.
+    /// The staging job: the raw scan, sharded by file, into the writer; and
+    /// the scan's file list, which must be in the store when the job starts.
     pub(super) fn stage_plan(
         &self,
         kind: InputKind,
         listing: &InputListing,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    ) -> Result<(Arc<dyn ExecutionPlan>, ListFiles)> {
         let what = || format!("staging {}", kind.name());
         let scan = ScanSpec {
             kind,
             root: self.config.input.url(),
             rejects: self.config.rejects,
         };
-        let files = file_list(&listing.files, self.config.partitions)
-            .map_err(|e| EtlError::plan(what(), e))?;
-        let scan = RawScanExec::try_new(scan, files).map_err(|e| EtlError::plan(what(), e))?;
+        let file_list = FileList::new(
+            &listing.files,
+            self.config.partitions,
+            &self.layout.file_lists(kind),
+        )
+        .map_err(|e| EtlError::plan(what(), e))?;
+        let scan =
+            RawScanExec::try_new(scan, file_list.plan).map_err(|e| EtlError::plan(what(), e))?;
         let spec = WriteSpec {
             table: format!("_staging/{}", kind.name()),
             location: self.layout.staging(kind).url(),
@@ -198,7 +213,7 @@ impl<'a> Run<'a> {
         };
         let plan = ParquetWriterExec::try_new(spec, Arc::new(scan))
             .map_err(|e| EtlError::plan(what(), e))?;
-        Ok(Arc::new(plan))
+        Ok((Arc::new(plan), file_list.files))
     }
 
     /// The files staging would write for `listing`, for `--explain`: one per
