@@ -8,8 +8,9 @@ server directly and once through tests/tools/fault_proxy.py adding a fixed
 latency to every request (20 ms by default). Per mode it prints the seconds
 `submit --explain` takes (start-up, listing the input, planning; no job
 runs), the seconds the `stage songs` job takes (every song file fetched and
-decoded by the scan tasks, 64 fetches in flight per task), the whole run,
-and the requests the proxy saw.
+decoded by the scan tasks, 64 fetches in flight per task), the seconds
+the songs table's job takes (its writers' uploads go to S3 with
+`--s3-output`), the whole run, and the requests the proxy saw.
 
     python3 bench/s3_read.py                      # release submit if built, else debug
     python3 bench/s3_read.py --latency-ms 50 --submit /path/to/submit
@@ -97,8 +98,20 @@ def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs):
     report = json.loads(read(f"{latest}/_report.json"))
     stage = next(j for j in report["jobs"] if j["job"] == "stage songs")
     songs = next(i for i in report["inputs"] if i["input"] == "songs")
+    jobs = ", ".join(f"{j['job']} {j['seconds']:.1f}" for j in report["jobs"])
+    print(f"{name}: run {report['seconds']:.1f} s; jobs (s, in the order they ended): {jobs}", file=sys.stderr)
+    table = next(t for t in report["tables"] if t["table"] == "songs")
     return {"mode": name, "song files": songs["files"], "explain s": explain,
-            "stage songs s": round(stage["seconds"], 2), "run s": run}
+            "stage songs s": round(stage["seconds"], 2), "songs table s": round(table["seconds"], 2),
+            "run s": run}
+
+
+def cpu_seconds(pid):
+    """User and system CPU a running process has used: a proxy near one
+    core's worth of the run's seconds is what sets the pace (Python runs
+    one thread at a time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
 def start_store(server, work, input_folder):
@@ -157,9 +170,10 @@ def main():
         stop = lambda process: stack.callback(lambda: (process.terminate(), process.wait()))
         store, store_endpoint = start_store(args.server, work, args.input)
         stop(store)
-        proxies = {}
+        proxies, proxy_pids = {}, {}
         for name in processes:
             proxy, proxies[name] = start_proxy(work, name, store_endpoint, args.latency_ms)
+            proxy_pids[name] = proxy.pid
             stop(proxy)
         output = (lambda mode: f"s3://lake/out-{mode}") if args.s3_output else (lambda mode: work / mode)
         logs = (lambda mode: work / f"cluster-{mode}") if args.cluster else (lambda mode: None)
@@ -169,9 +183,11 @@ def main():
         results.append(run_mode(mode, submit, proxies, output("latency"), store_endpoint, logs("latency")))
         for name, endpoint in proxies.items():
             stats = json.loads(get(endpoint, "_proxy/stats"))
-            results.append({"mode": f"  {name}", **{k: stats[k] for k in IN_FLIGHT}})
+            cpu = cpu_seconds(proxy_pids[name])
+            results.append({"mode": f"  {name}", **{k: stats[k] for k in IN_FLIGHT}, "proxy cpu s": cpu})
 
-    columns = ["mode", "song files", "explain s", "stage songs s", "run s", *IN_FLIGHT]
+    columns = ["mode", "song files", "explain s", "stage songs s", "songs table s", "run s", *IN_FLIGHT,
+               "proxy cpu s"]
     where = f"{'cluster' if args.cluster else 'in-process'}, output to {'S3' if args.s3_output else 'local disk'}"
     print(f"submit: {submit}, store: {args.server}, {where}")
     print("| " + " | ".join(columns) + " |")

@@ -21,6 +21,9 @@ const FETCHES_IN_FLIGHT: usize = 64;
 const LOCAL_READ_FILES: usize = 256;
 /// Listings of one folder's subfolders kept in flight.
 const LISTINGS_IN_FLIGHT: usize = 16;
+/// How many folder levels a store listing descends, one request per
+/// folder, looking for at least [`LISTINGS_IN_FLIGHT`] folders to list.
+const SPLIT_DEPTH: usize = 3;
 
 /// The objects of one location.
 #[derive(Clone, Debug)]
@@ -45,9 +48,11 @@ impl Storage {
     /// Every object under `folder`, with its size. A LIST request answers
     /// at most 1,000 keys and each page asks for the next, so one listing
     /// of a million song files is a thousand round trips in a row; a
-    /// store's subfolders (`song_data/A/`, `B/`, …) are listed concurrently
-    /// instead, for one extra request. Local folders are walked with one
-    /// `stat` per file instead of object_store's three.
+    /// store's subfolders are listed concurrently instead, found level by
+    /// level until there are enough of them (`song_data/` holds only `A/`,
+    /// which holds `A/` to `Z/`), for one request per folder found. Local
+    /// folders are walked with one `stat` per file instead of
+    /// object_store's three.
     pub async fn list(&self, folder: &Path) -> object_store::Result<Vec<(Path, u64)>> {
         match self {
             Storage::LocalDisk => {
@@ -141,13 +146,24 @@ async fn list_concurrently(
     store: &dyn ObjectStore,
     folder: &Path,
 ) -> object_store::Result<Vec<(Path, u64)>> {
-    let top = store.list_with_delimiter(Some(folder)).await?;
-    let mut objects: Vec<(Path, u64)> = top
-        .objects
-        .into_iter()
-        .map(|meta| (meta.location, meta.size))
-        .collect();
-    let mut listings = futures::stream::iter(top.common_prefixes)
+    let mut objects: Vec<(Path, u64)> = Vec::new();
+    let mut folders = vec![folder.clone()];
+    for _ in 0..SPLIT_DEPTH {
+        if folders.len() >= LISTINGS_IN_FLIGHT {
+            break;
+        }
+        let levels: Vec<_> = futures::stream::iter(folders)
+            .map(|folder| async move { store.list_with_delimiter(Some(&folder)).await })
+            .buffer_unordered(LISTINGS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        folders = Vec::new();
+        for level in levels {
+            objects.extend(level.objects.into_iter().map(|m| (m.location, m.size)));
+            folders.extend(level.common_prefixes);
+        }
+    }
+    let mut listings = futures::stream::iter(folders)
         .map(|prefix| async move {
             store
                 .list(Some(&prefix))
@@ -219,8 +235,10 @@ mod tests {
             "top.json",
             "A/x.json",
             "A/B/C/y.json",
+            "A/B/C/D/E/deeper_than_the_split.json",
             "B/z.json",
             "B/_SUCCESS",
+            "Q/R/S/T/one_folder_per_level.json",
         ];
         for name in ["in/song_data", "in/song_data_old"].map(|f| format!("{f}/")) {
             for (i, file) in names.iter().enumerate() {
