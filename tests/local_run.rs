@@ -459,6 +459,31 @@ fn the_html_report_draws_the_numbers_of_the_json_report() {
     check_distribution_charts(&page, &json);
     check_task_charts(&page, &json);
     check_table_rows(&page, &json);
+    check_phase_timings(&json);
+}
+
+/// The report times each input's listing, and each job's planning on the
+/// client and its submission to the scheduler, apart from its run.
+fn check_phase_timings(json: &serde_json::Value) {
+    let seconds = |value: &serde_json::Value, field: &str| {
+        value[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {field} in {value}"))
+    };
+    for input in json["inputs"].as_array().unwrap() {
+        assert!(seconds(input, "listing_seconds") > 0.0, "{input}");
+    }
+    let jobs = json["jobs"].as_array().unwrap();
+    for job in jobs {
+        assert!(seconds(job, "planning_seconds") > 0.0, "{}", job["job"]);
+    }
+    let submitted: Vec<f64> = jobs
+        .iter()
+        .map(|job| seconds(job, "submission_seconds"))
+        .collect();
+    // Times come from the scheduler's clock in milliseconds: a quick
+    // submission can read as 0, but not every one.
+    assert!(submitted.iter().any(|s| *s > 0.0), "{submitted:?}");
 }
 
 /// Each chart of the JSON report is drawn once, bar for bar, and songs by

@@ -6,7 +6,7 @@
 //! scheduler's REST API, served on the same port as its gRPC API.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use ballista_api_types::dto::JobResponse;
@@ -115,6 +115,14 @@ impl BallistaEngine {
     }
 }
 
+/// Seconds from `from` to `to_ms` (milliseconds since the epoch, by the
+/// scheduler's clock); 0 when the clocks say `to_ms` came first.
+fn seconds_until(from: SystemTime, to_ms: u64) -> f64 {
+    let to = UNIX_EPOCH + Duration::from_millis(to_ms);
+    to.duration_since(from)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}
+
 /// Times a job is submitted when its results cannot be fetched.
 const JOB_ATTEMPTS: usize = 2;
 
@@ -149,7 +157,13 @@ impl BallistaEngine {
 impl BallistaEngine {
     /// How job `name` ran, from the scheduler; without stages when the
     /// scheduler cannot say (the run itself has succeeded by then).
-    async fn job_report(&self, name: &str, job_name: &str, seconds: f64) -> JobReport {
+    async fn job_report(
+        &self,
+        name: &str,
+        job_name: &str,
+        seconds: f64,
+        submitted: SystemTime,
+    ) -> JobReport {
         let mut report = JobReport {
             job: name.to_string(),
             seconds,
@@ -181,6 +195,7 @@ impl BallistaEngine {
                 }
                 Err(e) => tracing::warn!(job = name, "no stage metrics: {e}"),
             }
+            report.submission_seconds = seconds_until(submitted, job.start_time);
             report.job_id = job.job_id;
         }
         report
@@ -211,6 +226,7 @@ impl Engine for BallistaEngine {
             bar.clone(),
         ));
         let started = Instant::now();
+        let submitted = SystemTime::now();
         let mut attempt = 1;
         let result = loop {
             let result = self
@@ -240,7 +256,7 @@ impl Engine for BallistaEngine {
         tracing::debug!(job = name, seconds, ok = result.is_ok(), "job finished");
         Ok(JobOutput {
             batches: result?,
-            report: self.job_report(name, &job_name, seconds).await,
+            report: self.job_report(name, &job_name, seconds, submitted).await,
         })
     }
 }

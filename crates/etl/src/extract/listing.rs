@@ -29,6 +29,8 @@ pub struct InputListing {
     pub files: Vec<InputFile>,
     /// Objects under the folder that are not input, by path.
     pub ignored: Vec<String>,
+    /// How long the listing took.
+    pub seconds: f64,
 }
 
 impl InputListing {

@@ -440,6 +440,8 @@ mod tests {
                 job: "write songs".into(),
                 job_id: "j1".into(),
                 seconds: 1.0,
+                planning_seconds: 0.1,
+                submission_seconds: 0.05,
                 stages: vec![StageReport {
                     stage: "2".into(),
                     tasks: 3,

@@ -49,7 +49,15 @@ pub struct JobReport {
     pub job: String,
     /// The engine's id for the job (empty when it reports none).
     pub job_id: String,
+    /// From submission to results, as the client waited for them.
     pub seconds: f64,
+    /// The client's planning before it submitted the job (for a staging
+    /// job, its file lists written too); not part of `seconds`.
+    pub planning_seconds: f64,
+    /// From submission until the scheduler started the job: the plan
+    /// encoded, sent, decoded and queued. By the two machines' clocks; 0
+    /// when the engine cannot say.
+    pub submission_seconds: f64,
     pub stages: Vec<StageReport>,
 }
 
@@ -82,6 +90,8 @@ pub struct InputReport {
     pub bytes: u64,
     /// Objects under the input folder that are not input files (`_SUCCESS`, `.crc` …).
     pub ignored_files: Vec<String>,
+    /// How long listing the input folder took (both inputs are listed at once).
+    pub listing_seconds: f64,
     pub records: u64,
     pub loaded: u64,
     pub rejected: u64,
@@ -106,6 +116,7 @@ impl InputReport {
             files: listing.files.len() as u64,
             bytes: listing.bytes(),
             ignored_files: listing.ignored.clone(),
+            listing_seconds: listing.seconds,
             records: loaded + rejected,
             loaded,
             rejected,

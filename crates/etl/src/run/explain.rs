@@ -40,7 +40,7 @@ pub async fn explain_run(
     };
     for table in &run.tables {
         let logical = run.table_logical_plan(table, &staged)?;
-        let physical = run.physical_plan(table.name, logical.clone()).await?;
+        let physical = run.physical_plan(table.name, logical.clone()).await?.plan;
         jobs.push((table.name.to_string(), Some(logical), physical));
     }
     let mut text = String::new();

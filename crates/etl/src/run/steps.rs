@@ -41,6 +41,13 @@ use crate::tables::{Staged, TableDef, tables};
 use super::lake::{resolve_store, store_of};
 use super::{Engine, RunConfig};
 
+/// A job ready to submit: its plan, and the client's seconds making it
+/// (for a staging job, its file lists written to the store too).
+pub(super) struct Planned {
+    pub(super) plan: Arc<dyn ExecutionPlan>,
+    pub(super) seconds: f64,
+}
+
 /// The state a run carries between its steps.
 pub(super) struct Run<'a> {
     pub(super) ctx: &'a SessionContext,
@@ -114,7 +121,10 @@ impl<'a> Run<'a> {
     pub(super) async fn list(&self, kind: InputKind) -> Result<InputListing> {
         let input = &self.config.input;
         let store = resolve_store(self.ctx, input).map_err(EtlError::InputStore)?;
-        list_input(store, input, kind).await
+        let started = Instant::now();
+        let mut listing = list_input(store, input, kind).await?;
+        listing.seconds = started.elapsed().as_secs_f64();
+        Ok(listing)
     }
 
     /// Lists the songs and the events at once. When both fail, the songs'
@@ -126,23 +136,20 @@ impl<'a> Run<'a> {
         Ok((songs?, events?))
     }
 
-    /// Runs a job, records how it ran, and returns its output rows.
-    pub(super) async fn run_job(
-        &self,
-        job: &str,
-        plan: Arc<dyn ExecutionPlan>,
-    ) -> Result<Vec<RecordBatch>> {
+    /// Runs a planned job, records how it ran, and returns its output rows.
+    pub(super) async fn run_job(&self, job: &str, planned: Planned) -> Result<Vec<RecordBatch>> {
         let _permit = self.in_flight.acquire().await.map_err(|e| {
             EtlError::plan(
                 job,
                 DataFusionError::Internal(format!("job queue closed: {e}")),
             )
         })?;
-        let output = self
+        let mut output = self
             .engine
-            .run_job(job, plan)
+            .run_job(job, planned.plan)
             .await
             .map_err(|error| EtlError::job(job, error))?;
+        output.report.planning_seconds = planned.seconds;
         self.jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -154,9 +161,9 @@ impl<'a> Run<'a> {
     pub(super) async fn run_write_job(
         &self,
         job: &str,
-        plan: Arc<dyn ExecutionPlan>,
+        planned: Planned,
     ) -> Result<Vec<WrittenFile>> {
-        let batches = self.run_job(job, plan).await?;
+        let batches = self.run_job(job, planned).await?;
         let files = written_files(batches).map_err(|e| EtlError::plan(job, e))?;
         Ok(one_attempt_per_task(job, files))
     }
@@ -167,6 +174,7 @@ impl<'a> Run<'a> {
         kind: InputKind,
         listing: &InputListing,
     ) -> Result<Vec<WrittenFile>> {
+        let started = Instant::now();
         let (plan, file_list) = self.stage_plan(kind, listing)?;
         let store = self.store(&self.config.output)?;
         let store = &store;
@@ -176,7 +184,11 @@ impl<'a> Run<'a> {
                 .map(|(path, bytes)| async move { publish::put(store, &path, bytes).await }),
         )
         .await?;
-        self.run_write_job(&format!("stage {}", kind.name()), plan)
+        let planned = Planned {
+            plan,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        self.run_write_job(&format!("stage {}", kind.name()), planned)
             .await
     }
 
@@ -300,10 +312,10 @@ impl<'a> Run<'a> {
             file_stats: self.file_stats(),
         };
         let job = format!("rejects {}", kind.name());
-        let plan = self
+        let planned = self
             .physical_plan(&job, WriteNode::plan(spec, rejects))
             .await?;
-        Ok((self.run_write_job(&job, plan).await?, schema))
+        Ok((self.run_write_job(&job, planned).await?, schema))
     }
 
     /// Stops the run when an input has more rejects than `--max-rejects`
@@ -370,8 +382,8 @@ impl<'a> Run<'a> {
         let rows = (table.plan)(staged).map_err(|e| EtlError::plan(table.name, e))?;
         let schema = plain_arrow_schema(&rows);
         let logical = self.table_logical_plan(table, staged)?;
-        let plan = self.physical_plan(table.name, logical).await?;
-        let files = self.run_write_job(table.name, plan).await?;
+        let planned = self.physical_plan(table.name, logical).await?;
+        let files = self.run_write_job(table.name, planned).await?;
         let report = TableReport::new(
             table.name,
             self.layout.table(table.name).url(),
@@ -451,10 +463,10 @@ impl<'a> Run<'a> {
                 true => what.to_string(),
                 false => format!("{what} {}", index + 1),
             };
-            let plan = self
+            let planned = self
                 .physical_plan(&name, job.logical_plan().clone())
                 .await?;
-            self.run_job(&name, plan).await
+            self.run_job(&name, planned).await
         }))
         .await?
         {
@@ -524,23 +536,26 @@ impl<'a> Run<'a> {
     /// Songplays per user, for the report ([`plays`]).
     pub(super) async fn plays_per_user(&self, staged: &Staged) -> Result<Vec<(u64, u64)>> {
         let distribution = plays::query(staged).map_err(|e| EtlError::plan(plays::JOB, e))?;
-        let plan = self
+        let planned = self
             .physical_plan(plays::JOB, distribution.logical_plan().clone())
             .await?;
-        let batches = self.run_job(plays::JOB, plan).await?;
+        let batches = self.run_job(plays::JOB, planned).await?;
         plays::pairs(&batches).map_err(|e| EtlError::plan(plays::JOB, e))
     }
 
-    pub(super) async fn physical_plan(
-        &self,
-        what: &str,
-        plan: LogicalPlan,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.ctx
+    /// A job's physical plan, and how long the client took to make it.
+    pub(super) async fn physical_plan(&self, what: &str, plan: LogicalPlan) -> Result<Planned> {
+        let started = Instant::now();
+        let plan = self
+            .ctx
             .state()
             .create_physical_plan(&plan)
             .await
-            .map_err(|e| EtlError::plan(what, e))
+            .map_err(|e| EtlError::plan(what, e))?;
+        Ok(Planned {
+            plan,
+            seconds: started.elapsed().as_secs_f64(),
+        })
     }
 
     /// Step 4 (Parquet): report next to the tables, then commit.
