@@ -384,8 +384,13 @@ class LocalCluster:
 
 
 def resolve_run_dir(output: Path) -> Path:
-    """The published run of a Sparkify Lake output: the folder `_LATEST` names."""
-    return output / (output / "_LATEST").read_text().strip()
+    """Where a Sparkify Lake output's tables are: with Delta (the default)
+    the output itself, each table at its fixed path (the harness's output is
+    new for each run, so every Parquet file there is in the table's one
+    version; the comparison skips `_delta_log`); with `--table-format
+    parquet`, the run folder `_LATEST` names."""
+    latest = output / "_LATEST"
+    return output / latest.read_text().strip() if latest.exists() else output
 
 
 def run_ours(args, name: str, output: Path, logs: Path) -> dict:
