@@ -21,11 +21,15 @@
 //! Ballista, [`explain`] the plans without a run, and [`lake`] the lake's
 //! history (`--list-runs`, `--rollback`).
 
+mod checks;
+mod commit;
 mod config;
 mod engine;
 mod explain;
 mod lake;
+mod staging;
 mod steps;
+mod table_jobs;
 
 pub use config::{RejectLimit, RunConfig};
 pub use engine::{Engine, JobOutput};

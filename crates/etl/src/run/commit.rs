@@ -1,0 +1,108 @@
+//! Making a run's tables visible: the Delta targets and commits, or the
+//! Parquet run folder with its report.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::Schema;
+use datafusion::error::DataFusionError;
+
+use crate::error::{EtlError, Result};
+use crate::load::delta::table::DeltaTarget;
+use crate::load::delta::{Publication, TableFiles, remove_attempt_files};
+use crate::load::lake_log::{Lease, RunRecord};
+use crate::load::publish::{self};
+use crate::load::writer::WrittenFile;
+use crate::location::Location;
+use crate::report::RunReport;
+
+use super::steps::Run;
+
+impl Run<'_> {
+    /// The Delta table `name` of this run's output.
+    pub(super) fn delta_target(&self, name: &str) -> DeltaTarget {
+        DeltaTarget {
+            name: name.to_string(),
+            location: self.layout.table(name),
+            store: self
+                .store(&self.config.output)
+                .expect("the output's store was resolved at the start"),
+        }
+    }
+
+    /// The rejects table's part of a Delta publication: the reject files
+    /// among `written`, appended.
+    pub(super) fn rejects_table(
+        &self,
+        schema: Arc<Schema>,
+        written: &[WrittenFile],
+    ) -> Result<TableFiles> {
+        let rejects: Vec<WrittenFile> = written
+            .iter()
+            .filter(|f| f.table.starts_with(publish::DELTA_REJECTS))
+            .cloned()
+            .collect();
+        let target = self.delta_target(publish::DELTA_REJECTS);
+        TableFiles::written(target, schema, vec![], &rejects, false)
+    }
+
+    /// Step 4 (Parquet): report next to the tables, then commit.
+    pub(super) async fn publish(
+        &self,
+        report: &RunReport,
+        files: &[WrittenFile],
+        lease: &Lease,
+    ) -> Result<()> {
+        tracing::info!("{}: publishing {} files", self.layout.run_id, files.len());
+        self.write_report(report).await?;
+        let store = self.store(&self.config.output)?;
+        publish::commit(&store, &self.layout, files, lease).await
+    }
+
+    /// `_report.json` and `_report.html` in the run's folder.
+    pub(super) async fn write_report(&self, report: &RunReport) -> Result<()> {
+        let store = self.store(&self.config.output)?;
+        let json = serde_json::to_vec_pretty(report)
+            .map_err(|e| EtlError::plan("report", DataFusionError::External(e.into())))?;
+        let path = self.layout.run_dir().object_path().join("_report.json");
+        publish::put(&store, &path, json).await?;
+        let page = crate::report::html::render(report);
+        let path = self.layout.run_dir().object_path().join("_report.html");
+        publish::put(&store, &path, page.into_bytes()).await
+    }
+
+    /// Step 4 (Delta): the files of failed attempts go, then the tables are
+    /// committed in order ([`crate::load::delta`]), then expired files go.
+    pub(super) async fn publish_delta(
+        &self,
+        tables: Vec<TableFiles>,
+        files: &[WrittenFile],
+        base: Option<u64>,
+        action: &str,
+    ) -> Result<RunRecord> {
+        tracing::info!("{}: committing {} files", self.layout.run_id, files.len());
+        let store = self.store(&self.config.output)?;
+        let unreported = publish::discard_working_files(&store, &self.layout, files).await?;
+        if !unreported.is_empty() {
+            let locations: Vec<Location> =
+                tables.iter().map(|t| t.target.location.clone()).collect();
+            let deleted = remove_attempt_files(&store, &locations, &unreported).await?;
+            tracing::info!(
+                "{}: {} task attempts were not kept; deleted their {deleted} files",
+                self.layout.run_id,
+                unreported.len()
+            );
+        }
+        let publication = Publication {
+            store,
+            output: self.config.output.clone(),
+            run_id: self.layout.run_id.clone(),
+            base,
+            claim_timeout: self.config.claim_timeout,
+            retain: self.config.retain,
+        };
+        let targets: Vec<DeltaTarget> = tables.iter().map(|t| t.target.clone()).collect();
+        let record = publication.commit(tables, action, files).await?;
+        publication.remove_expired(&targets).await;
+        Ok(record)
+    }
+}
