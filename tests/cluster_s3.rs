@@ -340,3 +340,49 @@ fn credential_and_bucket_errors_are_one_clear_line() {
         "{stderr}"
     );
 }
+
+/// `--incremental` on the cluster, from S3 to S3: the workspace subset in
+/// three arrivals (ten log days each, the songs in two halves), each
+/// increment's lake equal to a full run's over the input so far, as
+/// delta-rs reads both from S3.
+#[tokio::test(flavor = "multi_thread")]
+async fn increments_on_the_cluster_equal_full_runs_on_s3() {
+    use e2e::arrivals::{add, arrivals};
+    use e2e::tables::assert_same_tables;
+
+    let logs = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(logs.path());
+    s3.create_bucket("lake");
+    let cluster = Cluster::start(2, 2, &s3.env(), logs.path());
+    let source = workspace_input();
+    let days = arrivals(&source, 11);
+    let input = tempfile::tempdir().unwrap();
+    for (number, step) in days.chunks(10).enumerate() {
+        add(&source, input.path(), &step.concat());
+        // Files uploaded again keep their ETag (their content's MD5): the
+        // lake has loaded them, and they are skipped.
+        s3.upload("lake", input.path(), "raw").await;
+        let run = |output: &str, mode: &str| {
+            let output = format!("s3://lake/{output}");
+            let args = ["--input", "s3://lake/raw", "--output", &output, mode];
+            let out = submit_to(&cluster, &s3, &args);
+            assert_success(&out);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let increment = run("lake", "--incremental");
+        if number > 0 {
+            assert!(
+                increment.contains("incremental: ")
+                    && increment.contains(" input files were loaded by earlier runs"),
+                "{increment}"
+            );
+        }
+        run("full", "--full");
+        assert_same_tables(
+            "s3://lake/lake",
+            "s3://lake/full",
+            &s3.env(),
+            &format!("after arrival {number}"),
+        );
+    }
+}

@@ -15,10 +15,10 @@ tunes a single-machine job:
 - session time zone UTC; start_time written as TIMESTAMP WITH TIME ZONE
   (Parquet isAdjustedToUTC), as Sparkify Lake writes it.
 
-Record ids: Sparkify Lake numbers every record by (ordinal of its file in
-the sorted listing) << 32 | (1-based position of the record in the file).
-`songplay_id` is that id, songs keep their first record by it, users break
-ties on `ts` by it. `read_json` keeps no position, so files are read whole
+Record ids: Sparkify Lake numbers every record by its file's key << bits |
+its 1-based position in the file (record_ids.py). `songplay_id` is that
+id, songs keep their first record by it, users break ties on `ts` by it.
+`read_json` keeps no position, so files are read whole
 (`read_text`) and split into lines here: one JSON value per line, as in the
 real input. Input files are found as Sparkify Lake finds them (`*.json`, no
 part of the path hidden with `_` or `.`), sorted by path; `.json.gz` files
@@ -35,6 +35,8 @@ import shutil
 import time
 
 import duckdb
+
+from record_ids import file_key, record_bits
 
 # The raw input schemas of crates/etl/src/schema.rs, as json_transform structures.
 SONG_COLUMNS = {
@@ -92,9 +94,11 @@ def load_records(con, table: str, folder: str, columns: dict, required: list[str
     required field missing (or of the wrong type, which reads as null).
     """
     files = input_files(folder)
+    root = os.path.dirname(os.path.normpath(folder))
+    bits = record_bits(folder)
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE files AS SELECT unnest(range(len($files))) AS ordinal, unnest($files) AS file",
-        {"files": files},
+        "CREATE OR REPLACE TEMP TABLE files AS SELECT unnest($keys) AS key, unnest($files) AS file",
+        {"files": files, "keys": [file_key(f, root, bits) for f in files]},
     )
     structure = json.dumps(columns)
     not_null = " AND ".join(f'"{c}" IS NOT NULL' for c in required)
@@ -109,7 +113,7 @@ def load_records(con, table: str, folder: str, columns: dict, required: list[str
             FROM lines
         )
         SELECT * FROM (
-            SELECT (f.ordinal << 32) + n.position AS record_id,
+            SELECT (f.key << {bits}) + n.position AS record_id,
                    unnest(json_transform(n.line, '{structure}'))
             FROM numbered n JOIN files f ON f.file = n.filename
             WHERE json_valid(n.line)
@@ -121,7 +125,7 @@ def load_records(con, table: str, folder: str, columns: dict, required: list[str
 
 
 TABLES = {
-    # One row per song_id: the first record read (by file path, then position).
+    # One row per song_id: the record with the smallest record id.
     "songs": (
         """
         SELECT song_id, s.title, s.artist_id, s.year::INTEGER AS year, s.duration
@@ -149,7 +153,7 @@ TABLES = {
         [],
         ["artist_id"],
     ),
-    # One row per user who played a song, from their latest play by ts (ties: read last).
+    # One row per user who played a song, from their latest play by ts (ties: the larger record id).
     "users": (
         """
         SELECT user_id, u.first_name, u.last_name, u.gender, u.level

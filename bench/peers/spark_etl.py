@@ -20,10 +20,9 @@ tunes a single-machine job:
   `coalesce(1)` for the two small unpartitioned tables;
 - session time zone UTC, timestamps written as Parquet TIMESTAMP_MICROS.
 
-Record ids: Sparkify Lake numbers every record by (ordinal of its file in
-the sorted listing) << 32 | (1-based position of the record in the file).
-`songplay_id` is that id, songs keep their first record by it, users break
-ties on `ts` by it. Spark's JSON reader keeps no position, so files are read
+Record ids: Sparkify Lake numbers every record by its file's key << bits |
+its 1-based position in the file (record_ids.py). `songplay_id` is that
+id, songs keep their first record by it, users break ties on `ts` by it. Spark's JSON reader keeps no position, so files are read
 whole (`wholetext`) and split into lines here: one JSON value per line, as
 in the real input (a pretty-printed multi-line song file is not supported).
 
@@ -37,7 +36,12 @@ import os
 import shutil
 import sys
 import time
+import urllib.parse
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from record_ids import file_key, record_bits
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -123,12 +127,12 @@ def input_bytes(folder: str) -> int:
     return total
 
 
-def read_records(spark: SparkSession, folder: str, schema: StructType, required: list[str], numbered: bool):
+def read_records(spark: SparkSession, folder: str, schema: StructType, required: list[str], keys_dir: str):
     """Records of one input kind with their `record_id`, good records only.
 
-    With `numbered`, record_id is Sparkify Lake's number. Without, it is
-    (file path, position): it orders records the same way (a file's ordinal
-    is the rank of its path) without a table of thousands of file names.
+    The files' keys are computed here and handed to Spark as a Parquet file
+    in `keys_dir` (a plan with one literal per file would not scale to a
+    million song files), joined by file name.
     A record is dropped where Sparkify Lake rejects it: a required field
     missing (or of the wrong type, which Spark reads as null).
     """
@@ -141,22 +145,19 @@ def read_records(spark: SparkSession, folder: str, schema: StructType, required:
             "position", "line"
         ),
     )
-    if numbered:
-        # Built in the JVM: createDataFrame from Python rows would start Python workers.
-        ordinals = spark.range(1).select(
-            F.inline(
-                F.array(
-                    *[
-                        F.struct(F.lit(i).cast("long").alias("ordinal"), F.lit(f).alias("file"))
-                        for i, f in enumerate(sorted(files.inputFiles()))
-                    ]
-                )
-            )
-        )
-        lines = lines.join(F.broadcast(ordinals), "file")
-        record_id = F.shiftleft(F.col("ordinal"), 32) + F.col("position") + 1
-    else:
-        record_id = F.struct("file", "position")
+    uris = files.inputFiles()
+    root = os.path.dirname(os.path.normpath(folder))
+    bits = record_bits(folder)
+    keys = pa.table(
+        {
+            "file": uris,
+            "key": [file_key(urllib.parse.unquote(urllib.parse.urlparse(u).path), root, bits) for u in uris],
+        }
+    )
+    keys_file = os.path.join(keys_dir, os.path.basename(folder) + "-keys.parquet")
+    pq.write_table(keys, keys_file)
+    lines = lines.join(F.broadcast(spark.read.parquet(keys_file)), "file")
+    record_id = F.shiftleft(F.col("key"), bits) + F.col("position") + 1
     records = lines.select(
         record_id.alias("record_id"), F.from_json("line", schema).alias("r")
     ).select("record_id", "r.*")
@@ -172,7 +173,7 @@ def song_plays(events):
 
 
 def songs_table(songs):
-    """One row per song_id: the first record read (by file path, then position)."""
+    """One row per song_id: the record with the smallest record id."""
     first = F.min_by(
         F.struct("title", "artist_id", "year", "duration"), F.col("record_id")
     ).alias("s")
@@ -200,7 +201,7 @@ def artists_table(songs):
 
 
 def users_table(plays):
-    """One row per user who played a song, from their latest play by ts (ties: read last)."""
+    """One row per user who played a song, from their latest play by ts (ties: the larger record id)."""
     latest = F.max_by(
         F.struct(
             F.col("firstName").alias("first_name"),
@@ -302,8 +303,10 @@ def main() -> None:
     spark.sparkContext.setLogLevel("ERROR")
     session_ready = time.monotonic()
 
-    songs = read_records(spark, song_dir, SONG_SCHEMA, ["song_id", "artist_id"], numbered=False).cache()
-    events = read_records(spark, log_dir, EVENT_SCHEMA, ["ts", "page"], numbered=True)
+    keys_dir = os.path.join(output, "_keys")
+    os.makedirs(keys_dir, exist_ok=True)
+    songs = read_records(spark, song_dir, SONG_SCHEMA, ["song_id", "artist_id"], keys_dir).cache()
+    events = read_records(spark, log_dir, EVENT_SCHEMA, ["ts", "page"], keys_dir)
     # Sparkify Lake rejects an event whose userId is neither empty nor an int.
     events = events.filter(
         F.col("userId").isNull()

@@ -3,6 +3,7 @@
 //! a test ends, also when it fails), and reads the published Parquet back
 //! with DataFusion.
 
+pub mod arrivals;
 pub mod cluster;
 pub mod expect;
 pub mod http;

@@ -85,6 +85,41 @@ pub fn delta_views(
     serde_json::from_slice(&out.stdout).expect("the script prints JSON")
 }
 
+/// Asserts that the five tables of the lakes at `lake` and `reference`
+/// hold the same rows in every column, and that songplay_ids are unique, as
+/// delta-rs reads them (`tests/tools/compare_lakes.py`); `env` for S3.
+pub fn assert_same_tables(lake: &str, reference: &str, env: &[(&str, String)], context: &str) {
+    let python = std::env::var("SPARKIFY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = crate::workspace_root().join("tests/tools/compare_lakes.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(lake)
+        .arg(reference)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let compared: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (table, result) in compared.as_object().expect("one entry per table") {
+        assert_eq!(
+            result["equal"], true,
+            "{context}: {table} differs from the reference: {result}"
+        );
+        assert!(
+            result["rows"].as_u64() > Some(0),
+            "{context}: {table} is empty"
+        );
+        if table == "songplays" {
+            assert_eq!(result["repeated_ids"], 0, "{context}: songplay_ids repeat");
+        }
+    }
+}
+
 /// The run id of the newest run record in a local Delta lake.
 pub fn last_run_id(output: &Path) -> String {
     let log = output.join("_runs/_log");

@@ -49,13 +49,26 @@ def duckdb_rows(path):
     return con.execute("SELECT count(*) FROM delta_scan(?)", [path]).fetchone()[0]
 
 
-def read(output, table, version):
+def table_uri(output, table):
+    """The table's URI as delta-rs takes it: a path for a local output."""
     uri = output.rstrip("/") + "/" + table
-    local = uri.startswith("file://")
-    if local:
-        uri = urllib.parse.unquote(urllib.parse.urlparse(uri).path)
+    if uri.startswith("file://"):
+        return urllib.parse.unquote(urllib.parse.urlparse(uri).path)
+    return uri
+
+
+def open_table(output, table, version=None):
+    """The Delta table `table` of the lake at `output`, as delta-rs reads it."""
+    uri = table_uri(output, table)
+    local = not uri.startswith("s3://")
     options = None if local else storage_options()
-    dt = deltalake.DeltaTable(uri, version=version, storage_options=options)
+    return deltalake.DeltaTable(uri, version=version, storage_options=options)
+
+
+def read(output, table, version):
+    uri = table_uri(output, table)
+    local = not uri.startswith("s3://")
+    dt = open_table(output, table, version)
     files = [urllib.parse.unquote(f) for f in dt.file_uris()]
     prefix = uri.rstrip("/") + "/"
     return {

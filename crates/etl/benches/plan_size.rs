@@ -105,6 +105,8 @@ fn song_files(count: usize) -> Vec<InputFile> {
                 letter(i)
             ),
             size: 250 + (i % 100) as u64,
+            key: i as i64,
+            version: String::new(),
         })
         .collect()
 }

@@ -111,6 +111,11 @@ pub enum EtlError {
     #[error("{0}; this run published nothing")]
     ConcurrentRun(String),
 
+    /// Input the run cannot load as it is: a file an incremental run
+    /// loaded earlier has changed, or two files share a file key.
+    #[error("{0}; nothing was published")]
+    InputConflict(String),
+
     #[error("planning {what}: {error}")]
     Plan {
         what: String,

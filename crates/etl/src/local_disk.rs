@@ -108,11 +108,18 @@ pub async fn files_under(root: PathBuf) -> io::Result<Vec<PathBuf>> {
     walk(root, |entry| Ok(entry.path().to_path_buf())).await
 }
 
-/// Every file under `root` with its size, in no particular order: one
-/// `stat` per file.
-pub async fn sized_files_under(root: PathBuf) -> io::Result<Vec<(PathBuf, u64)>> {
+/// Every file under `root` with its size and modification time
+/// (nanoseconds since the epoch, 0 where the file system keeps none), in
+/// no particular order: one `stat` per file.
+pub async fn sized_files_under(root: PathBuf) -> io::Result<Vec<(PathBuf, u64, u128)>> {
     walk(root, |entry| {
-        Ok((entry.path().to_path_buf(), entry.metadata()?.len()))
+        let metadata = entry.metadata()?;
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Ok((entry.path().to_path_buf(), metadata.len(), modified))
     })
     .await
 }

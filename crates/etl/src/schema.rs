@@ -11,9 +11,11 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 /// Column every raw record carries in addition to its JSON fields: where it
-/// came from, packed as `file ordinal << 32 | record ordinal within the file`.
-/// It makes every loaded row traceable to its source and gives songplays an id
-/// that is unique and identical on every rerun over the same input.
+/// came from, packed as `file key << bits | record position within the file`
+/// ([`crate::extract::listing::record_id`]; 23 bits for events, 7 for songs). The file key derives from the
+/// file's path alone, so the id is unique, the same on every rerun, and
+/// unchanged when files are added: songplays take it as their id, and
+/// `_ingested` maps a key back to its file.
 pub const RECORD_ID: &str = "record_id";
 
 /// Partition column of the staged records: [`STATUS_OK`] or [`STATUS_REJECTED`].

@@ -25,6 +25,30 @@ const LISTINGS_IN_FLIGHT: usize = 16;
 /// folder, looking for at least [`LISTINGS_IN_FLIGHT`] folders to list.
 const SPLIT_DEPTH: usize = 3;
 
+/// One object as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub path: Path,
+    pub size: u64,
+    /// What changes when the object is rewritten: its ETag in a store, its
+    /// modification time (nanoseconds) on local disk.
+    pub version: String,
+}
+
+impl Listed {
+    fn of(meta: object_store::ObjectMeta) -> Self {
+        let version = match meta.e_tag {
+            Some(tag) => format!("etag:{tag}"),
+            None => format!("mtime:{}", meta.last_modified.timestamp_millis()),
+        };
+        Self {
+            path: meta.location,
+            size: meta.size,
+            version,
+        }
+    }
+}
+
 /// The objects of one location.
 #[derive(Clone, Debug)]
 pub enum Storage {
@@ -53,7 +77,7 @@ impl Storage {
     /// which holds `A/` to `Z/`), for one request per folder found. Local
     /// folders are walked with one `stat` per file instead of
     /// object_store's three.
-    pub async fn list(&self, folder: &Path) -> object_store::Result<Vec<(Path, u64)>> {
+    pub async fn list(&self, folder: &Path) -> object_store::Result<Vec<Listed>> {
         match self {
             Storage::LocalDisk => {
                 let root = local_disk::file_of(folder).map_err(local_error)?;
@@ -62,9 +86,13 @@ impl Storage {
                     .map_err(local_error)?;
                 files
                     .into_iter()
-                    .map(|(file, size)| {
+                    .map(|(file, size, modified)| {
                         Path::from_absolute_path(&file)
-                            .map(|path| (path, size))
+                            .map(|path| Listed {
+                                path,
+                                size,
+                                version: format!("mtime:{modified}"),
+                            })
                             .map_err(local_error)
                     })
                     .collect()
@@ -145,8 +173,8 @@ impl Storage {
 async fn list_concurrently(
     store: &dyn ObjectStore,
     folder: &Path,
-) -> object_store::Result<Vec<(Path, u64)>> {
-    let mut objects: Vec<(Path, u64)> = Vec::new();
+) -> object_store::Result<Vec<Listed>> {
+    let mut objects: Vec<Listed> = Vec::new();
     let mut folders = vec![folder.clone()];
     for _ in 0..SPLIT_DEPTH {
         if folders.len() >= LISTINGS_IN_FLIGHT {
@@ -159,7 +187,7 @@ async fn list_concurrently(
             .await?;
         folders = Vec::new();
         for level in levels {
-            objects.extend(level.objects.into_iter().map(|m| (m.location, m.size)));
+            objects.extend(level.objects.into_iter().map(Listed::of));
             folders.extend(level.common_prefixes);
         }
     }
@@ -167,7 +195,7 @@ async fn list_concurrently(
         .map(|prefix| async move {
             store
                 .list(Some(&prefix))
-                .map_ok(|meta| (meta.location, meta.size))
+                .map_ok(Listed::of)
                 .try_collect::<Vec<_>>()
                 .await
         })
@@ -214,6 +242,11 @@ mod tests {
     }
 
     /// `folder` as the store lists it in one listing, sorted.
+    /// Paths and sizes: versions differ between the listings compared.
+    fn sized(listed: Vec<Listed>) -> Vec<(Path, u64)> {
+        listed.into_iter().map(|l| (l.path, l.size)).collect()
+    }
+
     async fn one_listing(store: &dyn ObjectStore, folder: &Path) -> Vec<(Path, u64)> {
         let mut listed: Vec<(Path, u64)> = store
             .list(Some(folder))
@@ -250,10 +283,12 @@ mod tests {
             }
         }
         let folder = Path::from("in/song_data");
-        let mut split = Storage::Store(Arc::new(store.clone()))
-            .list(&folder)
-            .await
-            .unwrap();
+        let mut split = sized(
+            Storage::Store(Arc::new(store.clone()))
+                .list(&folder)
+                .await
+                .unwrap(),
+        );
         split.sort();
         assert_eq!(split.len(), names.len());
         assert_eq!(split, one_listing(&store, &folder).await);
@@ -267,7 +302,7 @@ mod tests {
         let root = temp.join("song_data");
         odd_tree(&root);
         let folder = Path::from_absolute_path(&root).unwrap();
-        let mut walked = Storage::LocalDisk.list(&folder).await.unwrap();
+        let mut walked = sized(Storage::LocalDisk.list(&folder).await.unwrap());
         walked.sort();
         assert_eq!(walked.len(), 10, "{walked:?}");
         assert_eq!(walked, one_listing(&LocalFileSystem::new(), &folder).await);

@@ -9,7 +9,7 @@ use etl::error::EtlError;
 use etl::extract::scan::RejectPolicy;
 use etl::load::TableFormat;
 use etl::location::Location;
-use etl::run::{RejectLimit, RunConfig};
+use etl::run::{LateSongs, RejectLimit, RunConfig};
 use etl::tables::SongsLayout;
 
 /// Run the Sparkify ETL on Apache DataFusion Ballista: raw song and event
@@ -49,6 +49,26 @@ pub struct Args {
     /// this long, then is taken as dead.
     #[arg(long, env = "SPARKIFY_CLAIM_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub claim_timeout: std::time::Duration,
+
+    /// Delta: load only the input files the lake has not loaded yet (by
+    /// path, size and ETag or modification time, in <output>/_ingested):
+    /// new plays and start times are appended, users, and with new songs
+    /// songs and artists, are rebuilt from the staged records. A run with
+    /// no ingest record yet (the first) is a full run. An ingested file
+    /// that changed stops the run (exit code 9): rerun with --full.
+    #[arg(long, env = "SPARKIFY_INCREMENTAL", conflicts_with = "full")]
+    pub incremental: bool,
+
+    /// Rebuild every table from all of the input (the default).
+    #[arg(long)]
+    pub full: bool,
+
+    /// With --incremental, when new songs arrive: `rematch` rebuilds
+    /// songplays so that earlier plays of those songs get their song_id
+    /// (the tables equal a full run's); `keep` leaves published plays as
+    /// they are and only appends.
+    #[arg(long, env = "SPARKIFY_LATE_SONGS", value_enum, default_value_t)]
+    pub late_songs: LateSongs,
 
     /// Delta: print the runs recorded in the output, with each table's
     /// version, then stop.
@@ -177,12 +197,21 @@ Exit codes:
             empty while their input is not (--allow-empty)
   8         another run committed to the output while this one ran, or holds it now
             (this one published nothing)
+  9         input the run cannot load as it is: --incremental found a file it loaded
+            earlier changed (rerun with --full), or two input files share a file key
   124       the run took longer than --timeout
   130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM";
 
 impl Args {
     /// The run configuration, before the number of partitions is known.
     pub fn run_config(&self) -> anyhow::Result<RunConfig> {
+        if self.incremental && self.table_format == TableFormat::Parquet {
+            return Err(Usage(
+                "--incremental builds on the lake's Delta tables: it needs --table-format delta"
+                    .into(),
+            )
+            .into());
+        }
         Ok(RunConfig {
             input: Location::parse(&self.input)?,
             output: Location::parse(&self.output)?,
@@ -200,6 +229,8 @@ impl Args {
             table_format: self.table_format,
             retain: self.retain,
             claim_timeout: self.claim_timeout,
+            incremental: self.incremental && !self.full,
+            late_songs: self.late_songs,
         })
     }
 
@@ -222,6 +253,7 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
             | EtlError::OutputNotWritable { .. }
             | EtlError::Delta(_) => 4,
             EtlError::ConcurrentRun(_) => 8,
+            EtlError::InputConflict(_) => 9,
             EtlError::TooManyRejects { .. } | EtlError::Empty(_) => 7,
             EtlError::StrictReject(_) => 7,
             EtlError::Engine(engine) if engine.downcast_ref::<ClusterError>().is_some() => 5,

@@ -20,6 +20,7 @@ use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::json::reader::Decoder;
 use serde::Serialize;
 
+use super::listing::{max_records_per_file, record_id};
 use super::records::{LineCounter, Span, repeated_key, split_records};
 use super::text::FileText;
 pub use super::text::{MAX_INFLATED_BYTES, SourceFile};
@@ -130,7 +131,11 @@ impl RecordDecoder {
                 return Err(ArrowError::JsonError(format!("repeated key {key:?}")));
             }
             let count = flushed + decoder.len() - before;
-            record_ids.extend((1..=count).map(|n| record_id(text.ordinal, n)));
+            if count > max_records_per_file(self.kind) {
+                // Record by record, the records past the limit are rejected.
+                return Err(ArrowError::InvalidArgumentError(self.too_many_records()));
+            }
+            record_ids.extend((1..=count).map(|n| record_id(self.kind, text.key, n)));
         }
         batches.extend(decoder.flush()?);
         let batch = concat_batches(&self.json_schema, &batches)?;
@@ -172,8 +177,11 @@ impl RecordDecoder {
         &self,
         text: &FileText,
         span: &Span,
-        ordinal: usize,
+        position: usize,
     ) -> Result<RecordBatch, String> {
+        if position > max_records_per_file(self.kind) {
+            return Err(self.too_many_records());
+        }
         if let Some(reason) = &span.syntax_error {
             return Err(reason.clone());
         }
@@ -190,7 +198,7 @@ impl RecordDecoder {
         if let Some((_, reason)) = self.first_invalid_row(&batch) {
             return Err(reason);
         }
-        self.with_record_ids(batch, vec![record_id(text.ordinal, ordinal)])
+        self.with_record_ids(batch, vec![record_id(self.kind, text.key, position)])
             .map_err(|e| e.to_string())
     }
 
@@ -243,6 +251,15 @@ impl RecordDecoder {
         }
     }
 
+    /// Why a record past [`max_records_per_file`] in its file is rejected.
+    fn too_many_records(&self) -> String {
+        format!(
+            "the file holds more than {} {} records, the most record ids can number: split it",
+            max_records_per_file(self.kind),
+            self.kind.name()
+        )
+    }
+
     fn with_record_ids(
         &self,
         batch: RecordBatch,
@@ -282,10 +299,6 @@ fn first_non_numeric_user_id(batch: &RecordBatch) -> Option<(usize, String)> {
         })
 }
 
-/// Packs a file ordinal and a 1-based record ordinal into one id.
-pub fn record_id(file_ordinal: u32, record_ordinal: usize) -> i64 {
-    ((file_ordinal as i64) << 32) | (record_ordinal as i64 & 0xFFFF_FFFF)
-}
 
 /// Feeds one record's text to a decoder that takes one record.
 fn feed(decoder: &mut Decoder, bytes: &[u8]) -> Result<(), ArrowError> {
@@ -311,9 +324,9 @@ mod tests {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Int64Type;
 
-    fn file(ordinal: u32, name: &str, text: &str) -> SourceFile {
+    fn file(key: i64, name: &str, text: &str) -> SourceFile {
         SourceFile {
-            ordinal,
+            key,
             location: name.to_string(),
             bytes: Bytes::from(text.to_string()),
         }
@@ -357,7 +370,11 @@ mod tests {
             .as_primitive::<Int64Type>();
         assert_eq!(
             ids.values().to_vec(),
-            vec![record_id(3, 1), record_id(7, 1), record_id(7, 2)]
+            vec![
+                record_id(InputKind::Songs, 3, 1),
+                record_id(InputKind::Songs, 7, 1),
+                record_id(InputKind::Songs, 7, 2)
+            ]
         );
     }
 
@@ -410,7 +427,7 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(SONG.as_bytes()).unwrap();
         let gz = SourceFile {
-            ordinal: 2,
+            key: 2,
             location: "c.json.gz".into(),
             bytes: Bytes::from(gz.finish().unwrap()),
         };
@@ -521,7 +538,7 @@ mod tests {
         gz.write_all(&vec![b' '; 1 << 20]).unwrap();
         let member = gz.finish().unwrap();
         let bomb = SourceFile {
-            ordinal: 0,
+            key: 0,
             location: "bomb.json.gz".into(),
             bytes: Bytes::from(member.repeat((MAX_INFLATED_BYTES >> 20) as usize + 1)),
         };

@@ -20,10 +20,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::array::{RecordBatch, StringArray, UInt32Array, UInt64Array};
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::Result;
-use datafusion::common::cast::{as_string_array, as_uint32_array, as_uint64_array};
+use datafusion::common::cast::{as_int64_array, as_string_array, as_uint64_array};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
@@ -36,11 +36,11 @@ use object_store::path::Path;
 use super::listing::InputFile;
 use crate::location::Location;
 
-/// Columns of a file list: the file's position in the sorted listing (the
-/// high half of its records' ids), its object path and its size.
+/// Columns of a file list: the file's key (the high bits of its records'
+/// ids), its object path and its size.
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("ordinal", DataType::UInt32, false),
+        Field::new("key", DataType::Int64, false),
         Field::new("path", DataType::Utf8, false),
         Field::new("size", DataType::UInt64, false),
     ]))
@@ -48,7 +48,7 @@ pub fn schema() -> SchemaRef {
 
 /// One file of a scan task's share.
 pub struct ListedFile {
-    pub ordinal: u32,
+    pub key: i64,
     pub path: String,
     pub size: u64,
 }
@@ -97,33 +97,31 @@ impl FileList {
 
 /// `files` in at most `partitions` contiguous runs of about equal bytes
 /// (at least one run, empty when there are no files).
-fn runs(files: &[InputFile], partitions: usize) -> Vec<Vec<(u32, &InputFile)>> {
+fn runs(files: &[InputFile], partitions: usize) -> Vec<Vec<&InputFile>> {
     let total: u64 = files.iter().map(|f| f.size.max(1)).sum();
     let partitions = partitions.clamp(1, files.len().max(1));
     let per_partition = total.div_ceil(partitions as u64);
-    let mut runs: Vec<Vec<(u32, &InputFile)>> = vec![Vec::new()];
+    let mut runs: Vec<Vec<&InputFile>> = vec![Vec::new()];
     let mut filled = 0u64;
-    for (ordinal, file) in files.iter().enumerate() {
+    for file in files {
         if filled >= per_partition && runs.len() < partitions {
             runs.push(Vec::new());
             filled = 0;
         }
         filled += file.size.max(1);
-        runs.last_mut()
-            .expect("never empty")
-            .push((ordinal as u32, file));
+        runs.last_mut().expect("never empty").push(file);
     }
     runs
 }
 
 /// One run as a Parquet file.
-fn encode(run: &[(u32, &InputFile)]) -> Result<Bytes> {
-    let ordinals = UInt32Array::from_iter_values(run.iter().map(|(o, _)| *o));
-    let paths = StringArray::from_iter_values(run.iter().map(|(_, f)| f.path.as_str()));
-    let sizes = UInt64Array::from_iter_values(run.iter().map(|(_, f)| f.size));
+fn encode(run: &[&InputFile]) -> Result<Bytes> {
+    let keys = Int64Array::from_iter_values(run.iter().map(|f| f.key));
+    let paths = StringArray::from_iter_values(run.iter().map(|f| f.path.as_str()));
+    let sizes = UInt64Array::from_iter_values(run.iter().map(|f| f.size));
     let batch = RecordBatch::try_new(
         schema(),
-        vec![Arc::new(ordinals), Arc::new(paths), Arc::new(sizes)],
+        vec![Arc::new(keys), Arc::new(paths), Arc::new(sizes)],
     )?;
     let mut bytes = Vec::new();
     // Paths share long prefixes: compressed, a million take a few MB.
@@ -140,11 +138,11 @@ fn encode(run: &[(u32, &InputFile)]) -> Result<Bytes> {
 pub fn files_of(batches: &[RecordBatch]) -> Result<Vec<ListedFile>> {
     let mut files = Vec::new();
     for batch in batches {
-        let ordinals = as_uint32_array(batch.column(0))?;
+        let keys = as_int64_array(batch.column(0))?;
         let paths = as_string_array(batch.column(1))?;
         let sizes = as_uint64_array(batch.column(2))?;
         files.extend((0..batch.num_rows()).map(|i| ListedFile {
-            ordinal: ordinals.value(i),
+            key: keys.value(i),
             path: paths.value(i).to_string(),
             size: sizes.value(i),
         }));
@@ -169,12 +167,14 @@ mod tests {
             .map(|(i, &size)| InputFile {
                 path: format!("in/song_data/f{i}.json"),
                 size,
+                key: 100 + i as i64,
+                version: String::new(),
             })
             .collect()
     }
 
     /// Each partition of the plan, as the files a scan task would read.
-    async fn read_back(list: &FileList) -> Vec<Vec<(u32, String, u64)>> {
+    async fn read_back(list: &FileList) -> Vec<Vec<(i64, String, u64)>> {
         let store = LocalFileSystem::new();
         for (path, bytes) in &list.files {
             store.put(path, bytes.clone().into()).await.unwrap();
@@ -192,12 +192,7 @@ mod tests {
             let stream = list.plan.execute(partition, Arc::clone(&context)).unwrap();
             let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
             let files = files_of(&batches).unwrap();
-            partitions.push(
-                files
-                    .into_iter()
-                    .map(|f| (f.ordinal, f.path, f.size))
-                    .collect(),
-            );
+            partitions.push(files.into_iter().map(|f| (f.key, f.path, f.size)).collect());
         }
         partitions
     }
@@ -208,11 +203,11 @@ mod tests {
         let folder = Location::parse(folder.path().to_str().unwrap()).unwrap();
         let files = input(&[100, 100, 50, 50, 100, 100]);
         let list = FileList::new(&files, 3, &folder).unwrap();
-        let expected: Vec<Vec<(u32, String, u64)>> = [vec![0, 1], vec![2, 3, 4], vec![5]]
+        let expected: Vec<Vec<(i64, String, u64)>> = [vec![0, 1], vec![2, 3, 4], vec![5]]
             .into_iter()
             .map(|run| {
                 run.into_iter()
-                    .map(|i| (i, files[i as usize].path.clone(), files[i as usize].size))
+                    .map(|i: usize| (files[i].key, files[i].path.clone(), files[i].size))
                     .collect()
             })
             .collect();

@@ -33,8 +33,9 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
-use super::decode::{Decoded, RecordDecoder, Reject, SourceFile, record_id};
+use super::decode::{Decoded, RecordDecoder, Reject, SourceFile};
 use super::file_list::{ListedFile, files_of};
+use super::listing::record_id;
 use crate::error::STRICT_REJECT;
 use crate::location::Location;
 use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
@@ -274,7 +275,7 @@ impl Staging {
         self.metrics
             .bytes
             .add(group.iter().map(|f| f.bytes.len()).sum());
-        let ordinals: Vec<u32> = group.iter().map(|f| f.ordinal).collect();
+        let keys: Vec<i64> = group.iter().map(|f| f.key).collect();
         let Decoded { batch, rejects } = self.decoder.decode_files(&group)?;
         if let (RejectPolicy::Strict, Some(first)) = (self.rejects, rejects.first()) {
             return Err(DataFusionError::Execution(format!(
@@ -284,7 +285,7 @@ impl Staging {
         }
         self.metrics.rejected.add(rejects.len());
         let good = self.good_records(batch)?;
-        let bad = self.rejected_records(&rejects, &group, &ordinals)?;
+        let bad = self.rejected_records(&rejects, &group, &keys)?;
         for batch in [good, bad] {
             let mut offset = 0;
             while offset < batch.num_rows() {
@@ -316,7 +317,7 @@ impl Staging {
         &self,
         rejects: &[Reject],
         group: &[SourceFile],
-        ordinals: &[u32],
+        keys: &[i64],
     ) -> Result<RecordBatch> {
         let rows = rejects.len();
         let json_fields = self.kind.json_schema().fields().len();
@@ -324,17 +325,17 @@ impl Staging {
             .iter()
             .map(|f| new_null_array(f.data_type(), rows))
             .collect();
-        let ordinal_of = |file: &str| {
+        let key_of = |file: &str| {
             group
                 .iter()
-                .zip(ordinals)
+                .zip(keys)
                 .find(|(f, _)| f.location == file)
                 .map_or(0, |(_, &o)| o)
         };
         columns.push(Arc::new(Int64Array::from_iter_values(
             rejects
                 .iter()
-                .map(|r| record_id(ordinal_of(&r.file), r.line as usize)),
+                .map(|r| record_id(self.kind, key_of(&r.file), r.line as usize)),
         )));
         columns.push(Arc::new(StringArray::from_iter_values(
             rejects.iter().map(|r| r.file.as_str()),
@@ -411,7 +412,7 @@ async fn read_chunk(
         .into_iter()
         .zip(contents)
         .map(|(file, bytes)| SourceFile {
-            ordinal: file.ordinal,
+            key: file.key,
             location: format!("{store_url}/{}", file.path),
             bytes,
         })
@@ -427,7 +428,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &size)| ListedFile {
-                ordinal: i as u32,
+                key: i as i64,
                 path: format!("f{i}"),
                 size,
             })
@@ -447,12 +448,12 @@ mod tests {
             chunk_lengths(&[20 * MIB, 20 * MIB, 1, 146 * MIB, 146 * MIB, 1, 1]),
             [2, 2, 1, 2]
         );
-        let ordinals: Vec<u32> = chunks(files(&[5 * MIB; 20]), 256)
+        let keys: Vec<i64> = chunks(files(&[5 * MIB; 20]), 256)
             .into_iter()
             .flatten()
-            .map(|f| f.ordinal)
+            .map(|f| f.key)
             .collect();
-        assert_eq!(ordinals, (0..20).collect::<Vec<_>>(), "in listing order");
+        assert_eq!(keys, (0..20).collect::<Vec<_>>(), "in listing order");
         assert!(chunks(Vec::new(), 256).is_empty());
     }
 }

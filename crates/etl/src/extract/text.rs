@@ -8,8 +8,8 @@ use bytes::Bytes;
 /// One raw input file, fetched.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
-    /// Position of the file in the sorted listing of its input kind.
-    pub ordinal: u32,
+    /// The file's key ([`super::listing::file_key`]).
+    pub key: i64,
     /// Where it was read from, as shown to the user.
     pub location: String,
     /// Its content as stored (possibly gzip-compressed).
@@ -24,7 +24,7 @@ pub const MAX_INFLATED_BYTES: u64 = 512 * 1024 * 1024;
 
 /// A file's text ready for decoding: decompressed, byte-order mark removed.
 pub(super) struct FileText {
-    pub(super) ordinal: u32,
+    pub(super) key: i64,
     pub(super) location: String,
     pub(super) content: Bytes,
     /// Set when the file cannot be read as text at all (a broken gzip stream).
@@ -38,7 +38,7 @@ impl FileText {
             Err(reason) => (file.bytes.clone(), Some(reason)),
         };
         Self {
-            ordinal: file.ordinal,
+            key: file.key,
             location: file.location.clone(),
             content,
             error,

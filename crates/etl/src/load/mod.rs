@@ -3,6 +3,7 @@
 
 pub mod delta;
 pub mod hive;
+pub mod ingested;
 pub mod lake_log;
 pub mod plan;
 pub mod publish;

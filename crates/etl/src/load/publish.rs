@@ -63,6 +63,9 @@ pub struct RunLayout {
 pub const DELTA_RUNS: &str = "_runs";
 /// The Delta table of rejected records, under the output.
 pub const DELTA_REJECTS: &str = "_rejects";
+/// Where Delta runs keep the staged records of each input, as Delta tables
+/// (`_staged/songs`, `_staged/events`): incremental runs build on them.
+pub const DELTA_STAGED: &str = "_staged";
 
 impl RunLayout {
     /// A new run: its id sorts by start time and is unique.
@@ -93,8 +96,14 @@ impl RunLayout {
         }
     }
 
+    /// Where staging writes the records of `kind`: with Delta a table of
+    /// the lake that later runs build on, with Parquet the run's own
+    /// folder, deleted once the run is published.
     pub fn staging(&self, kind: InputKind) -> Location {
-        self.run_dir().join(&format!("{STAGING}/{}", kind.name()))
+        match self.format {
+            TableFormat::Delta => self.output.join(&staged_table(kind)),
+            TableFormat::Parquet => self.run_dir().join(&format!("{STAGING}/{}", kind.name())),
+        }
     }
 
     /// Where the client writes the file lists of the scan of `kind`
@@ -118,6 +127,11 @@ impl RunLayout {
             TableFormat::Parquet => self.run_dir().join(&format!("_rejects/{}", kind.name())),
         }
     }
+}
+
+/// The name (path under the output) of the Delta table of staged `kind` records.
+pub fn staged_table(kind: InputKind) -> String {
+    format!("{DELTA_STAGED}/{}", kind.name())
 }
 
 /// Name of the marker a run writes into its folder before any job starts.

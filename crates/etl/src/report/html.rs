@@ -432,6 +432,7 @@ mod tests {
             run_id: "run-1".into(),
             input: "file:///in/a&b <x>".into(),
             output: "file:///out".into(),
+            mode: "full",
             published: "file:///out/run-1".into(),
             seconds: 1.5,
             inputs: vec![],

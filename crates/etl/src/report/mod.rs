@@ -28,6 +28,10 @@ pub struct RunReport {
     pub run_id: String,
     pub input: String,
     pub output: String,
+    /// `full`: every table rebuilt from all of the input; `incremental`:
+    /// only the input files the lake had not loaded, and only the tables
+    /// they change (`tables` lists those).
+    pub mode: &'static str,
     /// Where readers find the tables: the output itself (Delta), or the
     /// committed run's folder `<output>/run-<id>` (Parquet).
     pub published: String,
@@ -86,7 +90,11 @@ pub struct StageReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct InputReport {
     pub input: &'static str,
+    /// Files this run loaded (with `--incremental`, the new ones).
     pub files: u64,
+    /// With `--incremental`: listed files the lake had loaded already,
+    /// which this run skipped.
+    pub files_loaded_before: usize,
     pub bytes: u64,
     /// Objects under the input folder that are not input files (`_SUCCESS`, `.crc` …).
     pub ignored_files: Vec<String>,
@@ -114,6 +122,7 @@ impl InputReport {
         Self {
             input: kind.name(),
             files: listing.files.len() as u64,
+            files_loaded_before: 0,
             bytes: listing.bytes(),
             ignored_files: listing.ignored.clone(),
             listing_seconds: listing.seconds,
@@ -278,6 +287,19 @@ impl RunReport {
                     "{} rejected {} records: {location}\n",
                     i.rejected, i.input
                 ));
+            }
+        }
+        if self.mode == "incremental" {
+            let before: usize = self.inputs.iter().map(|i| i.files_loaded_before).sum();
+            text.push_str(&format!(
+                "incremental: {before} input files were loaded by earlier runs and skipped\n"
+            ));
+            if self.tables.is_empty() {
+                text.push_str(&format!(
+                    "no new input: {} is unchanged ({:.2}s)\n",
+                    self.output, self.seconds
+                ));
+                return text;
             }
         }
         let readers = if self.versions.is_empty() {

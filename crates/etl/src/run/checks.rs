@@ -19,6 +19,7 @@ use crate::schema::{InputKind, RECORD_ID};
 use crate::tables::Staged;
 
 use super::steps::Run;
+use super::table_jobs::TableJob;
 
 impl Run<'_> {
     /// Stops the run when an input has more rejects than `--max-rejects`
@@ -50,19 +51,24 @@ impl Run<'_> {
         }
     }
 
-    /// Stops the run when a table would be empty while the input it is
-    /// built from has records, unless `--allow-empty`.
+    /// Stops the run when a table would be replaced by an empty one while
+    /// the input it is built from has records, unless `--allow-empty`. (An
+    /// append of no rows is no loss: new events may all be at start times
+    /// the time table holds.)
     pub(super) fn check_not_empty(
         &self,
+        jobs: &[TableJob<'_>],
         expected_rows: &[u64],
         inputs: &[InputReport],
     ) -> Result<()> {
         if self.config.allow_empty {
             return Ok(());
         }
-        for (table, rows) in self.tables.iter().zip(expected_rows) {
+        for (job, rows) in jobs.iter().zip(expected_rows) {
+            let table = job.table;
             let input = inputs.iter().find(|i| i.input == table.input.name());
             if let Some(input) = input
+                && job.replace
                 && *rows == 0
                 && input.loaded > 0
             {
@@ -75,23 +81,24 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The rows each table must have, in `self.tables` order, from one job
+    /// The rows each table job must write, in `jobs` order, from one job
     /// of cheap counts over the staged records. The same job checks that
-    /// every staged record id is distinct: a staging task's output kept
-    /// twice would otherwise flow into every table (see
+    /// every record this run staged (`new`) has a distinct id: a staging
+    /// task's output kept twice would otherwise flow into every table (see
     /// `one_attempt_per_task` in `steps`), so a duplicate stops the run here.
     pub(super) async fn expected_rows(
         &self,
-        staged: &Staged,
+        jobs: &[TableJob<'_>],
+        new: &Staged,
         inputs: &[InputReport],
     ) -> Result<Vec<u64>> {
         let what = "expected row counts";
         let plan_error = |e| EtlError::plan(what, e);
         let mut counts = Vec::new();
-        for table in &self.tables {
-            counts.push((table.expected_rows)(staged).map_err(plan_error)?);
+        for job in jobs {
+            counts.push((job.table.expected_rows)(&job.staged).map_err(plan_error)?);
         }
-        for records in [&staged.songs, &staged.events] {
+        for records in [&new.songs, &new.events] {
             counts.push(distinct_ids(records).map_err(plan_error)?);
         }
         let mut numbered = Vec::new();
@@ -105,7 +112,7 @@ impl Run<'_> {
         // with no good record runs inline in a union's last stage, where
         // Ballista 55 sizes the task metrics wrongly and the job never
         // ends: then each count is a job of its own.
-        let jobs = if inputs.iter().any(|input| input.records == input.rejected) {
+        let count_jobs = if inputs.iter().any(|input| input.records == input.rejected) {
             numbered
         } else {
             let mut union = numbered.into_iter();
@@ -117,8 +124,8 @@ impl Run<'_> {
             ]
         };
         let mut batches = Vec::new();
-        let single = jobs.len() == 1;
-        for done in try_join_all(jobs.into_iter().enumerate().map(|(index, job)| async move {
+        let single = count_jobs.len() == 1;
+        for done in try_join_all(count_jobs.into_iter().enumerate().map(|(index, job)| async move {
             // Jobs of one run need names of their own: the engine finds
             // each job's report by its name.
             let name = match single {
@@ -134,7 +141,7 @@ impl Run<'_> {
         {
             batches.extend(done);
         }
-        let mut values = vec![None; self.tables.len() + 2];
+        let mut values = vec![None; jobs.len() + 2];
         for batch in &batches {
             let (counts, rows) = (
                 int64_column(batch, "count", what)?,
@@ -147,7 +154,7 @@ impl Run<'_> {
         // A count over no records can come back as no row at all (an
         // aggregate over a source with no partitions): that is a zero.
         let mut values: Vec<u64> = values.into_iter().map(|rows| rows.unwrap_or(0)).collect();
-        let duplicates = values.split_off(self.tables.len());
+        let duplicates = values.split_off(jobs.len());
         for (kind, duplicated) in InputKind::ALL.into_iter().zip(duplicates) {
             if duplicated > 0 {
                 return Err(EtlError::DuplicateRecords {
@@ -165,12 +172,13 @@ impl Run<'_> {
     /// mismatch fails the run, unpublished.
     pub(super) async fn checked(
         &self,
+        jobs: &[TableJob<'_>],
         written: Vec<(TableReport, Vec<WrittenFile>, Arc<Schema>)>,
         expected_rows: &[u64],
-        staged: &Staged,
     ) -> Result<Vec<(TableReport, Vec<WrittenFile>, Arc<Schema>)>> {
         let mut checked = Vec::with_capacity(written.len());
-        for ((table, expected), first) in self.tables.iter().zip(expected_rows).zip(written) {
+        for ((job, expected), first) in jobs.iter().zip(expected_rows).zip(written) {
+            let table = job.table;
             if first.0.rows == *expected {
                 checked.push(first);
                 continue;
@@ -182,7 +190,7 @@ impl Run<'_> {
                 table.name,
                 first.0.rows
             );
-            let again = self.write_table(table, staged).await?;
+            let again = self.write_table(table, &job.staged).await?;
             if again.0.rows != *expected {
                 return Err(EtlError::RowCount {
                     table: table.name,

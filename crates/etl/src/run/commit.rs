@@ -2,19 +2,25 @@
 //! Parquet run folder with its report.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::error::DataFusionError;
 
 use crate::error::{EtlError, Result};
+use crate::load::TableFormat;
 use crate::load::delta::table::DeltaTarget;
 use crate::load::delta::{Publication, TableFiles, remove_attempt_files};
+use crate::load::ingested::{self, INGESTED};
 use crate::load::lake_log::{Lease, RunRecord};
 use crate::load::publish::{self};
 use crate::load::writer::WrittenFile;
 use crate::location::Location;
-use crate::report::RunReport;
+use crate::report::{Chart, InputReport, RunReport, TableReport};
+use crate::schema::{InputKind, STATUS};
 
+use super::increment::Scope;
+use super::lake::lake_tables;
 use super::steps::Run;
 
 impl Run<'_> {
@@ -101,8 +107,92 @@ impl Run<'_> {
             retain: self.config.retain,
         };
         let targets: Vec<DeltaTarget> = tables.iter().map(|t| t.target.clone()).collect();
-        let record = publication.commit(tables, action, files).await?;
+        let unchanged: Vec<DeltaTarget> = lake_tables(self.config)
+            .iter()
+            .filter(|name| !targets.iter().any(|t| &t.name == *name))
+            .map(|name| self.delta_target(name))
+            .collect();
+        let record = publication
+            .commit(tables, action, files, &unchanged)
+            .await?;
         publication.remove_expired(&targets).await;
         Ok(record)
+    }
+
+    /// The lake's own tables' part of a Delta publication: the records this
+    /// run staged of each input, and the files it loaded. A full run
+    /// replaces them, an incremental run appends to them.
+    pub(super) async fn staged_tables(
+        &self,
+        scope: &Scope,
+        songs: &[WrittenFile],
+        events: &[WrittenFile],
+    ) -> Result<Vec<TableFiles>> {
+        let mut tables = Vec::new();
+        for (kind, files) in [(InputKind::Songs, songs), (InputKind::Events, events)] {
+            if files.is_empty() && !scope.full {
+                continue;
+            }
+            tables.push(TableFiles::written(
+                self.delta_target(&publish::staged_table(kind)),
+                kind.staged_schema(),
+                vec![STATUS.to_string()],
+                files,
+                scope.full,
+            )?);
+        }
+        let loaded = [
+            (InputKind::Songs, &scope.songs.files[..]),
+            (InputKind::Events, &scope.events.files[..]),
+        ];
+        let target = self.delta_target(INGESTED);
+        tables.push(ingested::write(target, &self.layout.run_id, loaded, scope.full).await?);
+        Ok(tables)
+    }
+
+    /// The run's report, from what it loaded and wrote.
+    pub(super) fn report(
+        &self,
+        scope: &Scope,
+        inputs: Vec<InputReport>,
+        tables: Vec<TableReport>,
+        charts: Vec<Chart>,
+        started: Instant,
+    ) -> RunReport {
+        let published = match self.config.table_format {
+            TableFormat::Delta => self.config.output.url(),
+            TableFormat::Parquet => self.layout.run_dir().url(),
+        };
+        RunReport {
+            schema_version: crate::report::SCHEMA_VERSION,
+            run_id: self.layout.run_id.clone(),
+            input: self.config.input.url(),
+            output: self.config.output.url(),
+            mode: if scope.full { "full" } else { "incremental" },
+            published,
+            versions: Default::default(),
+            seconds: started.elapsed().as_secs_f64(),
+            inputs,
+            tables,
+            jobs: std::mem::take(&mut *self.jobs.lock().unwrap_or_else(|e| e.into_inner())),
+            charts,
+        }
+    }
+
+    /// The report of an incremental run that found nothing new: it
+    /// changed nothing, and wrote nothing.
+    pub(super) fn unchanged(&self, scope: &Scope, started: Instant) -> RunReport {
+        let inputs = [
+            (InputKind::Songs, &scope.songs),
+            (InputKind::Events, &scope.events),
+        ]
+        .into_iter()
+        .zip(scope.loaded)
+        .map(|((kind, listing), loaded)| InputReport {
+            files_loaded_before: loaded,
+            ..InputReport::new(kind, listing, &[])
+        })
+        .collect();
+        self.report(scope, inputs, Vec::new(), Vec::new(), started)
     }
 }

@@ -84,6 +84,26 @@ pub struct RunConfig {
     pub retain: Duration,
     /// Delta: an unfinished claim on the lake lapses after this long.
     pub claim_timeout: Duration,
+    /// Delta: stage only the input files the lake has not loaded, and
+    /// update the tables with them (`--incremental`), instead of
+    /// rebuilding every table from all of the input.
+    pub incremental: bool,
+    /// What an incremental run that adds songs does to the plays already
+    /// published.
+    pub late_songs: LateSongs,
+}
+
+/// What happens to published plays when the songs they name arrive later.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LateSongs {
+    /// Songplays are rebuilt from every staged event, so a play whose song
+    /// arrived later gets its song_id and artist_id: the tables equal a
+    /// full run's. Costs a rewrite of songplays on runs that add songs.
+    #[default]
+    Rematch,
+    /// Published plays keep the match they had (null when their song had
+    /// not arrived); only new plays see the new songs.
+    Keep,
 }
 
 #[cfg(test)]

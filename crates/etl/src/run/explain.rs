@@ -37,6 +37,7 @@ pub async fn explain_run(
             &run.expected_staging(InputKind::Events, &events),
             STATUS_OK,
         )?,
+        published_times: None,
     };
     for table in &run.tables {
         let logical = run.table_logical_plan(table, &staged)?;

@@ -9,9 +9,11 @@ use crate::error::{EtlError, Result};
 use crate::load::TableFormat;
 use crate::load::delta::Publication;
 use crate::load::delta::history;
+use crate::load::ingested::INGESTED;
 use crate::load::lake_log::{LakeLog, RunRecord};
 use crate::load::publish::{self, RunLayout};
 use crate::location::Location;
+use crate::schema::InputKind;
 use crate::tables::tables;
 
 use super::RunConfig;
@@ -45,10 +47,23 @@ pub async fn roll_back(
         claim_timeout: config.claim_timeout,
         retain: config.retain,
     };
-    let mut names: Vec<&str> = tables(config.songs_layout).iter().map(|t| t.name).collect();
-    names.push(publish::DELTA_REJECTS);
+    let names = lake_tables(config);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let targets = history::targets(&publication, &names);
     history::roll_back(&publication, targets, run_id).await
+}
+
+/// Every Delta table of the lake: the five, the rejects, the staged
+/// records of each input and the record of ingested files.
+pub(super) fn lake_tables(config: &RunConfig) -> Vec<String> {
+    let mut names: Vec<String> = tables(config.songs_layout)
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.push(publish::DELTA_REJECTS.to_string());
+    names.extend(InputKind::ALL.map(publish::staged_table));
+    names.push(INGESTED.to_string());
+    names
 }
 
 /// The object store that holds the output `location`, as the context

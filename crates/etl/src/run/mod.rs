@@ -3,16 +3,19 @@
 //! A run is a few Ballista jobs, each a physical plan built here on the
 //! client and executed by the engine:
 //!
-//! 1. **stage** (one job per input kind): the raw scan reads the JSON files,
-//!    sharded by file across tasks, and writes every record, good or
-//!    rejected, as Parquet into the run's `_staging/` area, partitioned by
+//! 1. **stage** (one job per input kind with files to load): the raw scan
+//!    reads the JSON files, sharded by file across tasks, and writes every
+//!    record, good or rejected, as Parquet into `_staged/` (with Delta, a
+//!    table of the lake that later increments build on), partitioned by
 //!    `status`. This is the only time the raw input is read: Ballista has no
 //!    remote cache, so the song records that feed songs, artists and the
-//!    songplays join are materialised once instead, as a help table.
+//!    songplays join are materialised once instead, as a help table. An
+//!    incremental run stages only new files ([`increment`]).
 //! 2. **rejects** (only when some records were rejected): the rejected rows,
 //!    with file, line, reason and text, become `_rejects/<input>/`.
-//! 3. **tables** (one job per table, all submitted at once): each table's
-//!    query over the staged records, ending in the partitioned writer.
+//! 3. **tables** (one job per table the run changes, all submitted at
+//!    once): each table's query over the staged records, ending in the
+//!    partitioned writer ([`table_jobs`]).
 //! 4. **publish**: the files the jobs reported are committed (see
 //!    [`crate::load::publish`]).
 //!
@@ -26,12 +29,13 @@ mod commit;
 mod config;
 mod engine;
 mod explain;
+mod increment;
 mod lake;
 mod staging;
 mod steps;
 mod table_jobs;
 
-pub use config::{RejectLimit, RunConfig};
+pub use config::{LateSongs, RejectLimit, RunConfig};
 pub use engine::{Engine, JobOutput};
 pub use explain::explain_run;
 pub use lake::{list_runs, roll_back};
@@ -43,7 +47,6 @@ use futures::future::try_join_all;
 
 use crate::crash;
 use crate::error::Result;
-use crate::extract::listing::InputListing;
 use crate::load::TableFormat;
 use crate::load::delta::TableFiles;
 use crate::load::lake_log::{LakeLog, Lease};
@@ -51,8 +54,9 @@ use crate::load::publish;
 use crate::load::writer::WrittenFile;
 use crate::report::{InputReport, RunReport, charts};
 use crate::schema::{InputKind, STATUS_OK};
-use crate::tables::Staged;
+use crate::tables::{Staged, songplays};
 
+use increment::Scope;
 use steps::Run;
 
 /// context (see [`crate::planning_context`]); `engine` runs the jobs.
@@ -70,14 +74,19 @@ pub async fn run_etl(
     match config.table_format {
         // Delta runs claim the lake only to commit (optimistically).
         TableFormat::Delta => {
-            let hold = Hold::Delta(log.last_claimed().await?);
-            build_and_publish(&run, songs, events, hold, started).await
+            let base = log.last_claimed().await?;
+            let scope = run.scope(base, songs, events).await?;
+            if scope.is_empty() {
+                tracing::info!("{}: no new input; the lake is unchanged", run.layout.run_id);
+                return Ok(run.unchanged(&scope, started));
+            }
+            build_and_publish(&run, scope, Hold::Delta(base), started).await
         }
         // Parquet runs hold the output from start to publication.
         TableFormat::Parquet => {
             let lease = log.lease(&run.layout.run_id, config.claim_timeout).await?;
-            let built =
-                build_and_publish(&run, songs, events, Hold::Parquet(&lease), started).await;
+            let scope = run.scope(None, songs, events).await?;
+            let built = build_and_publish(&run, scope, Hold::Parquet(&lease), started).await;
             let action = if built.is_ok() { "run" } else { "failed" };
             if let Err(e) = lease.settle(action).await {
                 tracing::warn!(
@@ -99,14 +108,14 @@ enum Hold<'a> {
     Parquet(&'a Lease),
 }
 
-/// Stages the input, builds the tables, and publishes them.
+/// Stages the input in `scope`, builds the tables, and publishes them.
 async fn build_and_publish(
     run: &Run<'_>,
-    songs: InputListing,
-    events: InputListing,
+    scope: Scope,
     hold: Hold<'_>,
     started: Instant,
 ) -> Result<RunReport> {
+    let (songs, events) = (&scope.songs, &scope.events);
     let config = run.config;
     let (base, lease) = match hold {
         Hold::Delta(base) => (base, None),
@@ -114,15 +123,23 @@ async fn build_and_publish(
     };
     crash::point(crash::STARTED);
     let (staged_songs, staged_events) = futures::try_join!(
-        run.stage(InputKind::Songs, &songs),
-        run.stage(InputKind::Events, &events)
+        run.stage(InputKind::Songs, songs),
+        run.stage(InputKind::Events, events)
     )?;
     crash::point(crash::STAGED);
     let mut inputs = vec![
-        InputReport::new(InputKind::Songs, &songs, &staged_songs),
-        InputReport::new(InputKind::Events, &events, &staged_events),
+        InputReport::new(InputKind::Songs, songs, &staged_songs),
+        InputReport::new(InputKind::Events, events, &staged_events),
     ];
+    for (input, loaded) in inputs.iter_mut().zip(scope.loaded) {
+        input.files_loaded_before = loaded;
+    }
     let mut committed: Vec<WrittenFile> = Vec::new();
+    if config.table_format == TableFormat::Delta {
+        // Staged records are a table of the lake: reported files, which a
+        // run that loses the lake deletes with the rest.
+        committed.extend(staged_songs.iter().chain(&staged_events).cloned());
+    }
     let mut rejects_schema = None;
     let staged_kinds = [
         (InputKind::Songs, &staged_songs),
@@ -146,27 +163,34 @@ async fn build_and_publish(
         return Err(too_many);
     }
 
-    let staged = Staged {
+    let new = Staged {
         songs: run.read_status(InputKind::Songs, &staged_songs, STATUS_OK)?,
         events: run.read_status(InputKind::Events, &staged_events, STATUS_OK)?,
+        published_times: None,
     };
+    let jobs = run
+        .table_jobs(&scope, &staged_songs, &staged_events)
+        .await?;
     // Counted first: a table that would be empty, or duplicated staged
     // records, stop the run before any table is written.
-    let expected_rows = run.expected_rows(&staged, &inputs).await?;
-    run.check_not_empty(&expected_rows, &inputs)?;
+    let expected_rows = run.expected_rows(&jobs, &new, &inputs).await?;
+    run.check_not_empty(&jobs, &expected_rows, &inputs)?;
+    let plays = jobs
+        .iter()
+        .find(|job| job.table.name == songplays::TABLE.name);
     let (written, plays_per_user) = futures::try_join!(
         try_join_all(
-            run.tables
-                .iter()
-                .map(|table| run.write_table(table, &staged))
+            jobs.iter()
+                .map(|job| run.write_table(job.table, &job.staged))
         ),
-        run.plays_per_user(&staged),
+        run.plays_per_user(plays.map(|job| &job.staged)),
     )?;
-    let written = run.checked(written, &expected_rows, &staged).await?;
+    let written = run.checked(&jobs, written, &expected_rows).await?;
     let mut tables = Vec::new();
     let mut charts = Vec::new();
     let mut delta_tables = Vec::new();
-    for (table, (report, files, schema)) in run.tables.iter().zip(written) {
+    for (job, (report, files, schema)) in jobs.iter().zip(written) {
+        let table = job.table;
         charts.extend(
             table
                 .charts
@@ -182,7 +206,7 @@ async fn build_and_publish(
                 schema,
                 partition_by,
                 &files,
-                true,
+                job.replace,
             )?);
         }
         committed.extend(files);
@@ -190,38 +214,31 @@ async fn build_and_publish(
     if let (TableFormat::Delta, Some(schema)) = (config.table_format, rejects_schema) {
         delta_tables.push(run.rejects_table(schema, &committed)?);
     }
-    charts.push(charts::keys_per_count(
-        "songplays per user",
-        "user",
-        plays_per_user,
-    ));
+    if config.table_format == TableFormat::Delta {
+        delta_tables.extend(
+            run.staged_tables(&scope, &staged_songs, &staged_events)
+                .await?,
+        );
+    }
+    if let Some(plays_per_user) = plays_per_user {
+        charts.push(charts::keys_per_count(
+            "songplays per user",
+            "user",
+            plays_per_user,
+        ));
+    }
     crash::point(crash::WRITTEN);
 
-    let published = match config.table_format {
-        TableFormat::Delta => config.output.url(),
-        TableFormat::Parquet => run.layout.run_dir().url(),
-    };
-    let mut report = RunReport {
-        schema_version: crate::report::SCHEMA_VERSION,
-        run_id: run.layout.run_id.clone(),
-        input: config.input.url(),
-        output: config.output.url(),
-        published,
-        versions: Default::default(),
-        seconds: started.elapsed().as_secs_f64(),
-        inputs,
-        tables,
-        jobs: std::mem::take(&mut *run.jobs.lock().unwrap_or_else(|e| e.into_inner())),
-        charts,
-    };
+    let mut report = run.report(&scope, inputs, tables, charts, started);
     match config.table_format {
         TableFormat::Parquet => {
             let lease = lease.expect("a Parquet run holds a lease");
             run.publish(&report, &committed, lease).await?
         }
         TableFormat::Delta => {
+            let action = if scope.full { "run" } else { "increment" };
             let record = run
-                .publish_delta(delta_tables, &committed, base, "run")
+                .publish_delta(delta_tables, &committed, base, action)
                 .await?;
             report.versions = record.tables;
             run.write_report(&report).await?;

@@ -16,6 +16,7 @@ use crate::error::{EtlError, Result};
 use crate::extract::file_list::{FileList, ListFiles};
 use crate::extract::listing::InputListing;
 use crate::extract::scan::{RawScanExec, ScanSpec};
+use crate::load::TableFormat;
 use crate::load::plan::WriteNode;
 use crate::load::publish::{self};
 use crate::load::staged::StagedFiles;
@@ -25,12 +26,16 @@ use crate::schema::{InputKind, STATUS, STATUS_OK, STATUS_REJECTED, reject_fields
 use super::steps::{Planned, Run, plain_arrow_schema};
 
 impl Run<'_> {
-    /// Step 1: raw files of one kind to staged Parquet.
+    /// Step 1: raw files of one kind to staged Parquet; no job when there
+    /// are none (an incremental run with nothing new of this kind).
     pub(super) async fn stage(
         &self,
         kind: InputKind,
         listing: &InputListing,
     ) -> Result<Vec<WrittenFile>> {
+        if listing.files.is_empty() {
+            return Ok(Vec::new());
+        }
         let started = Instant::now();
         let (plan, file_list) = self.stage_plan(kind, listing)?;
         let store = self.store(&self.config.output)?;
@@ -70,14 +75,18 @@ impl Run<'_> {
         .map_err(|e| EtlError::plan(what(), e))?;
         let scan =
             RawScanExec::try_new(scan, file_list.plan).map_err(|e| EtlError::plan(what(), e))?;
+        // With Delta the staged records are a table of the lake, and the
+        // files of attempts no job result named are deleted at the commit,
+        // found by their markers.
         let spec = WriteSpec {
-            table: format!("_staging/{}", kind.name()),
+            table: publish::staged_table(kind),
             location: self.layout.staging(kind).url(),
             partition_by: vec![STATUS.to_string()],
             sort_by: vec![],
             clustering: Clustering::AsIs,
             target_file_bytes: self.config.target_file_bytes,
-            attempts: None,
+            attempts: (self.config.table_format == TableFormat::Delta)
+                .then(|| self.layout.attempts().url()),
             file_stats: false,
         };
         let plan = ParquetWriterExec::try_new(spec, Arc::new(scan))
@@ -93,7 +102,7 @@ impl Run<'_> {
         listing: &InputListing,
     ) -> Vec<WrittenFile> {
         let partitions = self.config.partitions.max(1);
-        let table = format!("_staging/{}", kind.name());
+        let table = publish::staged_table(kind);
         (0..partitions)
             .map(|i| WrittenFile {
                 path: format!(
@@ -125,20 +134,30 @@ impl Run<'_> {
             .filter(|f| f.partition == partition)
             .cloned()
             .collect();
-        let read = if files.is_empty() {
+        // Named, so plans (`--explain`) say which records they scan.
+        let name = format!("staged_{}_{status}", kind.name());
+        self.read_files(&name, schema, &files)
+            .map_err(|e| EtlError::plan(what(), e))
+    }
+
+    /// Parquet `files` of the output, of `schema`, as a DataFrame read by
+    /// the engine and called `name` in plans.
+    pub(super) fn read_files(
+        &self,
+        name: &str,
+        schema: Arc<Schema>,
+        files: &[WrittenFile],
+    ) -> datafusion::error::Result<DataFrame> {
+        if files.is_empty() {
             // A scan of no files has no partitions, which a count's
             // single-partition aggregate cannot take.
-            self.ctx.read_batch(RecordBatch::new_empty(schema))
-        } else {
-            let store = self.config.output.object_store_url();
-            let table = StagedFiles::new(schema, store, &files, self.config.partitions);
-            // Named, so plans (`--explain`) say which records they scan.
-            let name = format!("staged_{}_{status}", kind.name());
-            LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)
-                .and_then(|scan| scan.build())
-                .map(|plan| DataFrame::new(self.ctx.state(), plan))
-        };
-        read.map_err(|e| EtlError::plan(what(), e))
+            return self.ctx.read_batch(RecordBatch::new_empty(schema));
+        }
+        let store = self.config.output.object_store_url();
+        let table = StagedFiles::new(schema, store, files, self.config.partitions);
+        LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)
+            .and_then(|scan| scan.build())
+            .map(|plan| DataFrame::new(self.ctx.state(), plan))
     }
 
     /// Step 2: the rejected records of one kind, with the run and input

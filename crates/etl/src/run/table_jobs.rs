@@ -1,21 +1,109 @@
-//! The table jobs: each table's query ending in its write, and the small
-//! aggregate the report charts.
+//! The table jobs: which tables a run writes and from which records, each
+//! table's query ending in its write, and the small aggregate the report
+//! charts.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::logical_expr::LogicalPlan;
 
 use crate::error::{EtlError, Result};
 use crate::load::plan::WriteNode;
 use crate::load::writer::{WriteSpec, WrittenFile};
 use crate::report::{TableReport, plays};
-use crate::tables::{Staged, TableDef};
+use crate::schema::{InputKind, STATUS_OK};
+use crate::tables::{Staged, TableDef, Update};
 
+use super::LateSongs;
+use super::increment::Scope;
 use super::steps::{Run, plain_arrow_schema};
 
+/// One table's job in a run: the records it is built from, and whether its
+/// rows replace the table's or are appended to them.
+pub(super) struct TableJob<'a> {
+    pub(super) table: &'a TableDef,
+    pub(super) staged: Staged,
+    pub(super) replace: bool,
+}
+
 impl Run<'_> {
+    /// The tables this run writes, in the order of `self.tables`, given
+    /// what it loads (`scope`) and the files it staged of each input. A
+    /// full run rebuilds every table from its staged records; an
+    /// incremental one updates each table whose input has new records as
+    /// its [`Update`] says, on top of the records staged before.
+    pub(super) async fn table_jobs(
+        &self,
+        scope: &Scope,
+        new_songs: &[WrittenFile],
+        new_events: &[WrittenFile],
+    ) -> Result<Vec<TableJob<'_>>> {
+        let read = |kind, files: &[WrittenFile]| self.read_status(kind, files, STATUS_OK);
+        let everything = Staged {
+            songs: read(
+                InputKind::Songs,
+                &[&scope.earlier_songs[..], new_songs].concat(),
+            )?,
+            events: read(
+                InputKind::Events,
+                &[&scope.earlier_events[..], new_events].concat(),
+            )?,
+            published_times: None,
+        };
+        let rebuild = |table| TableJob {
+            table,
+            staged: everything.clone(),
+            replace: true,
+        };
+        if scope.full {
+            return Ok(self.tables.iter().map(rebuild).collect());
+        }
+        let increment = Staged {
+            events: read(InputKind::Events, new_events)?,
+            published_times: Some(self.published_times().await?),
+            ..everything.clone()
+        };
+        let has_new = |kind| match kind {
+            InputKind::Songs => !new_songs.is_empty(),
+            InputKind::Events => !new_events.is_empty(),
+        };
+        let rematch = has_new(InputKind::Songs) && self.config.late_songs == LateSongs::Rematch;
+        let mut jobs = Vec::new();
+        for table in &self.tables {
+            match table.update {
+                Update::Rebuild if has_new(table.input) => jobs.push(rebuild(table)),
+                Update::Append {
+                    matches_songs: true,
+                } if rematch => jobs.push(rebuild(table)),
+                Update::Append { .. } if has_new(table.input) => jobs.push(TableJob {
+                    table,
+                    staged: increment.clone(),
+                    replace: false,
+                }),
+                _ => {}
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The start times the time table holds now, read by the engine.
+    async fn published_times(&self) -> Result<datafusion::prelude::DataFrame> {
+        let target = self.delta_target(crate::tables::time::TABLE.name);
+        let files = target.current_files().await?.unwrap_or_default();
+        let start_time = Field::new(
+            "start_time",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        );
+        self.read_files(
+            "published_times",
+            Arc::new(Schema::new(vec![start_time])),
+            &files,
+        )
+        .map_err(|e| EtlError::plan("reading the published start times", e))
+    }
+
     /// Step 3: one table, as one job: how it went, its files, its schema.
     pub(super) async fn write_table(
         &self,
@@ -57,13 +145,22 @@ impl Run<'_> {
         Ok(WriteNode::plan(spec, rows))
     }
 
-    /// Songplays per user, for the report ([`plays`]).
-    pub(super) async fn plays_per_user(&self, staged: &Staged) -> Result<Vec<(u64, u64)>> {
+    /// Songplays per user among the plays the run writes, for the report
+    /// ([`plays`]); none when it writes no songplays.
+    pub(super) async fn plays_per_user(
+        &self,
+        staged: Option<&Staged>,
+    ) -> Result<Option<Vec<(u64, u64)>>> {
+        let Some(staged) = staged else {
+            return Ok(None);
+        };
         let distribution = plays::query(staged).map_err(|e| EtlError::plan(plays::JOB, e))?;
         let planned = self
             .physical_plan(plays::JOB, distribution.logical_plan().clone())
             .await?;
         let batches = self.run_job(plays::JOB, planned).await?;
-        plays::pairs(&batches).map_err(|e| EtlError::plan(plays::JOB, e))
+        plays::pairs(&batches)
+            .map(Some)
+            .map_err(|e| EtlError::plan(plays::JOB, e))
     }
 }

@@ -7,7 +7,7 @@
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, col};
 
-use super::{Clustering, Staged, TableDef, distinct_count, first_per_key};
+use super::{Clustering, Staged, TableDef, Update, distinct_count, first_per_key};
 use crate::schema::InputKind;
 
 pub const TABLE: TableDef = TableDef {
@@ -17,6 +17,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["artist_id"],
     clustering: Clustering::Single,
     plan: artists_plan,
+    update: Update::Rebuild,
     expected_rows,
     charts: &[],
 };

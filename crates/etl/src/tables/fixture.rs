@@ -24,6 +24,7 @@ pub fn staged(songs: &[&str], events: &[&str]) -> Staged {
     Staged {
         songs: frame(InputKind::Songs, songs),
         events: frame(InputKind::Events, events),
+        published_times: None,
     }
 }
 

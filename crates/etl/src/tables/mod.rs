@@ -20,13 +20,16 @@ pub use crate::load::writer::Clustering;
 use datafusion::logical_expr::SortExpr;
 use datafusion::prelude::{DataFrame, Expr, col, ident, lit};
 
-/// The staged, good records a run builds its tables from.
+/// The staged, good records a run builds a table from.
 #[derive(Clone)]
 pub struct Staged {
     /// One row per song record read (duplicates of a song_id included).
     pub songs: DataFrame,
     /// One row per event read, every page.
     pub events: DataFrame,
+    /// When `time` is appended to: the start times it already holds
+    /// (column `start_time`), which the new rows leave out.
+    pub published_times: Option<DataFrame>,
 }
 
 /// One output table: its name, layout and query.
@@ -46,11 +49,28 @@ pub struct TableDef {
     pub plan: fn(&Staged) -> Result<DataFrame>,
     /// What the report charts of its layout.
     pub charts: &'static [PartitionChart],
+    /// How an incremental run brings the table up to date.
+    pub update: Update,
     /// How many rows the table must have, counted cheaply from the staged
     /// records (one row, column `rows`): the run checks the rows its
     /// writers report against it, so a task whose output the engine
     /// counted twice or lost cannot pass unnoticed.
     pub expected_rows: fn(&Staged) -> Result<DataFrame>,
+}
+
+/// How an incremental run (`--incremental`) brings a table up to date with
+/// the files it loads, so that the table equals a full run's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// Rebuilt from every staged record, old and new, when the table's
+    /// input has new records: tables of one row per key, where a new
+    /// record may change an old row (a user's level, the song that names
+    /// an artist).
+    Rebuild,
+    /// The rows of the new events, appended. With `matches_songs`, the
+    /// rows depend on the songs too, and are rebuilt when new songs arrive
+    /// and `--late-songs rematch` asks for it.
+    Append { matches_songs: bool },
 }
 
 /// One row, `rows`: the distinct values of `key` in `records`.

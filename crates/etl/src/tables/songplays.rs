@@ -9,9 +9,11 @@
 //! smallest song_id, so a left join can never fan an event out; an event that
 //! matches nothing keeps null song_id and artist_id.
 //!
-//! `songplay_id` is the event's record id (file ordinal and position in the
-//! file): unique, the same on every rerun over the same input, and a way back
-//! to the line the play was read from.
+//! `songplay_id` is the event's record id (its file's key and its position
+//! in the file): unique, the same on every rerun and unchanged when files are
+//! added, and a way back to the line the play was read from (`_ingested`
+//! maps the key, `songplay_id >> 23`, to the file). An incremental run
+//! appends the plays of its new events, matched against every song staged.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::JoinType;
@@ -20,7 +22,9 @@ use datafusion::functions::expr_fn::nullif;
 use datafusion::functions_aggregate::expr_fn::{first_value, min};
 use datafusion::prelude::{DataFrame, Expr, cast, col, ident, lit};
 
-use super::{Clustering, PartitionChart, Staged, TableDef, song_plays, start_time, time_part};
+use super::{
+    Clustering, PartitionChart, Staged, TableDef, Update, song_plays, start_time, time_part,
+};
 use crate::schema::InputKind;
 
 pub const TABLE: TableDef = TableDef {
@@ -30,6 +34,9 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["start_time", "songplay_id"],
     clustering: Clustering::Spread,
     plan: songplays_plan,
+    update: Update::Append {
+        matches_songs: true,
+    },
     expected_rows,
     charts: &[PartitionChart::RowsBy(&["year", "month"])],
 };

@@ -1,13 +1,14 @@
 //! `users(user_id, first_name, last_name, gender, level)`: one row per user
 //! who played a song, with the attributes of the user's latest such event by
-//! `ts` (users move between free and paid). Ties on `ts` go to the event read
-//! last, so reruns agree.
+//! `ts` (users move between free and paid). Ties on `ts` go to the event with
+//! the larger record id (in one file, the later line), so reruns agree. An
+//! incremental run rebuilds it from every staged event, old and new.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::prelude::{DataFrame, cast, col, ident, lit};
 
-use super::{Clustering, Staged, TableDef, distinct_count, first_per_key, song_plays};
+use super::{Clustering, Staged, TableDef, Update, distinct_count, first_per_key, song_plays};
 use crate::schema::InputKind;
 
 pub const TABLE: TableDef = TableDef {
@@ -17,6 +18,7 @@ pub const TABLE: TableDef = TableDef {
     sort_by: &["user_id"],
     clustering: Clustering::Single,
     plan: users_plan,
+    update: Update::Rebuild,
     expected_rows,
     charts: &[],
 };
@@ -81,7 +83,7 @@ mod tests {
             play("7", "free", 1000, 1),
             play("7", "paid", 2000, 2),
             play("7", "free", 500, 9),
-            // A tie on ts goes to the event read last.
+            // A tie on ts goes to the event with the larger record id.
             play("8", "free", 3000, 4),
             play("8", "paid", 3000, 5),
             // Logged out, and not a play: neither makes a user.

@@ -92,7 +92,7 @@ pub async fn roll_back(
         });
     }
     publication
-        .commit(tables, &format!("rollback to {run_id}"), &[])
+        .commit(tables, &format!("rollback to {run_id}"), &[], &[])
         .await
 }
 

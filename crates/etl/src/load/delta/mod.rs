@@ -86,12 +86,15 @@ impl Publication {
 
     /// Claims the lake, commits every table in order, records the versions,
     /// then deletes what retention allows. `action` says what the record
-    /// calls this run. On a lost claim this run's files are deleted.
+    /// calls this run. On a lost claim this run's files are deleted. The
+    /// record names the versions of the `unchanged` tables too, so that a
+    /// rollback to this run restores every table as it was.
     pub async fn commit(
         &self,
         tables: Vec<TableFiles>,
         action: &str,
         written: &[WrittenFile],
+        unchanged: &[DeltaTarget],
     ) -> Result<RunRecord> {
         let mut current = Vec::with_capacity(tables.len());
         for table in &tables {
@@ -108,10 +111,15 @@ impl Publication {
         }
         crate::crash::point(crate::crash::COMMITTING);
         let mut versions = BTreeMap::new();
+        for target in unchanged {
+            if let Some(version) = target.load().await?.and_then(|t| t.version()) {
+                versions.insert(target.name.clone(), version as u64);
+            }
+        }
         for (table, current) in tables.into_iter().zip(&current) {
             let version = table
                 .target
-                .commit(current.as_ref(), table.change, &self.run_id)
+                .commit(current.as_ref(), table.change, &self.run_id, seq)
                 .await?;
             tracing::info!(
                 "{}: {} is at version {version}",

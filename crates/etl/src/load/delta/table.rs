@@ -14,7 +14,7 @@ use deltalake_core::TableProperty;
 use deltalake_core::errors::DeltaTableError;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{Action, Add, StructType};
+use deltalake_core::kernel::{Action, Add, StructType, Transaction};
 use deltalake_core::logstore::{
     LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
 };
@@ -32,6 +32,12 @@ use crate::location::Location;
 
 /// The commitInfo key that names the run a commit belongs to.
 pub const RUN_ID_KEY: &str = "sparkify.runId";
+
+/// The application id of the transaction identifier (`txn`) every commit
+/// carries, with the lake's sequence number of the run as its version: a
+/// table whose `txn` version has reached a run's number already holds
+/// that run's commit, and never takes it twice.
+pub const TXN_APP_ID: &str = "sparkify-lake";
 
 /// `delta.checkpointInterval` of the tables we create: a checkpoint every
 /// this many commits. A full run replaces all N files of a table in one
@@ -124,12 +130,14 @@ impl DeltaTarget {
     }
 
     /// Commits `change` on top of `current` (the version this run read),
-    /// with `run_id` in the commitInfo; the version it made.
+    /// with `run_id` in the commitInfo and the run's sequence number `seq`
+    /// as its `txn` version; the version it made.
     pub async fn commit(
         &self,
         current: Option<&DeltaTable>,
         mut change: TableChange,
         run_id: &str,
+        seq: u64,
     ) -> Result<u64> {
         let adds: Vec<Action> = std::mem::take(&mut change.adds)
             .into_iter()
@@ -137,10 +145,12 @@ impl DeltaTarget {
             .collect();
         let properties = CommitProperties::default()
             .with_max_retries(0)
-            .with_metadata([(RUN_ID_KEY.to_string(), run_id.into())]);
+            .with_metadata([(RUN_ID_KEY.to_string(), run_id.into())])
+            .with_application_transaction(Transaction::new(TXN_APP_ID, seq as i64));
         let Some(current) = current else {
             return self.create(change, adds, properties).await;
         };
+        self.check_not_committed(current, seq).await?;
         let mut actions = Vec::with_capacity(adds.len());
         if change.replace {
             let snapshot = current.snapshot().map_err(|e| self.error("reading", e))?;
@@ -168,6 +178,59 @@ impl DeltaTarget {
             .await
             .map_err(|e| self.error("committing to", e))?;
         Ok(done.version())
+    }
+
+    /// Stops a commit for lake run `seq` to a table that already took one
+    /// for it (or a later run): appending it again would duplicate rows.
+    async fn check_not_committed(&self, current: &DeltaTable, seq: u64) -> Result<()> {
+        let state = current.snapshot().map_err(|e| self.error("reading", e))?;
+        let done = state
+            .transaction_version(current.log_store().as_ref(), TXN_APP_ID)
+            .await
+            .map_err(|e| self.error("reading the transactions of", e))?;
+        match done {
+            Some(done) if done >= seq as i64 => Err(EtlError::ConcurrentRun(format!(
+                "{} already holds the commit of lake run {done}, not before {seq}",
+                self.location
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The files of the table's newest version, as written files of the
+    /// table (object path, partition directory, bytes), or `None` while it
+    /// has no log.
+    pub async fn current_files(&self) -> Result<Option<Vec<WrittenFile>>> {
+        let Some(table) = self.load().await? else {
+            return Ok(None);
+        };
+        let snapshot = table.snapshot().map_err(|e| self.error("reading", e))?;
+        let root = self.location.object_path();
+        // As in history.rs: whole Add actions are what this needs.
+        #[allow(deprecated)]
+        let files = snapshot
+            .log_data()
+            .iter()
+            .map(|file| {
+                let add = file.add_action();
+                let relative = percent_encoding::percent_decode_str(&add.path)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                let partition = relative
+                    .rsplit_once('/')
+                    .map_or_else(String::new, |(dir, _)| dir.to_string());
+                WrittenFile {
+                    table: self.name.clone(),
+                    path: format!("{root}/{relative}"),
+                    partition,
+                    rows: 0,
+                    bytes: add.size as u64,
+                    task: String::new(),
+                    stats: String::new(),
+                }
+            })
+            .collect();
+        Ok(Some(files))
     }
 
     /// The Add actions of files a run wrote into this table.
