@@ -288,8 +288,22 @@ async fn two_runs_at_once_publish_one_and_the_other_exits_8() {
         e2e::expect::check_keys(&tables).await;
         let loser_files = parquet_files(output.path())
             .into_iter()
-            .filter(|f| !f.to_string_lossy().contains("/_runs/"))
+            .filter(|f| {
+                let path = f.to_string_lossy();
+                !["/_runs/", "/_staged/", "/_ingested/"]
+                    .iter()
+                    .any(|own| path.contains(own))
+            })
             .count();
+        // The lake's own tables hold a file per run (the ingest record) or
+        // as many as staging's tasks wrote (the staged records): counted
+        // apart, by the runs that committed.
+        let ingested = parquet_files(&output.path().join("_ingested")).len();
+        assert_eq!(
+            ingested,
+            round + 1,
+            "round {round}: one ingest record per committed run"
+        );
         let committed: usize = tables.delta.values().map(|v| v.files.len()).sum();
         // Each committed run wrote the same files, and files a commit
         // replaced stay for --retain: the loser's were deleted.

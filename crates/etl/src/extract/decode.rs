@@ -299,7 +299,6 @@ fn first_non_numeric_user_id(batch: &RecordBatch) -> Option<(usize, String)> {
         })
 }
 
-
 /// Feeds one record's text to a decoder that takes one record.
 fn feed(decoder: &mut Decoder, bytes: &[u8]) -> Result<(), ArrowError> {
     let read = decoder.decode(bytes)?;

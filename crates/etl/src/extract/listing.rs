@@ -173,7 +173,10 @@ mod tests {
         // in bench/peers compute too
         // (Python: xxhash.xxh64_intdigest(path.encode()) >> 24).
         assert_eq!(key, (0xbcc0_2b51_f096_be0eu64 >> 24) as i64);
-        assert_ne!(key, file_key(events, "log_data/2018/11/2018-11-02-events.json"));
+        assert_ne!(
+            key,
+            file_key(events, "log_data/2018/11/2018-11-02-events.json")
+        );
         assert_eq!(record_id(events, key, 3) >> 23, key);
         assert_eq!(record_id(events, key, 3) & 0x7f_ffff, 3);
         for kind in InputKind::ALL {

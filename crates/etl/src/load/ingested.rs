@@ -123,13 +123,14 @@ fn add_rows(record: &mut IngestRecord, bytes: Bytes) -> datafusion::error::Resul
 
 /// Writes the rows of the files this run staged into the table's folder,
 /// as one Parquet file named by the run, and gives the table's part of the
-/// run's commit: appended, or replacing the table on a full run.
+/// run's commit (appended, or replacing the table on a full run) and the
+/// file, which a run that loses the lake deletes with its others.
 pub async fn write(
     target: DeltaTarget,
     run_id: &str,
     staged: [(InputKind, &[InputFile]); 2],
     replace: bool,
-) -> Result<TableFiles> {
+) -> Result<(TableFiles, WrittenFile)> {
     let batch = rows(run_id, &staged)
         .map_err(|e| EtlError::Delta(format!("recording the ingested files: {e}")))?;
     let rows = batch.num_rows() as u64;
@@ -149,7 +150,14 @@ pub async fn write(
         stats,
     };
     super::publish::put(&target.store, &path, bytes).await?;
-    TableFiles::written(target, schema(), vec![], &[file], replace)
+    let table = TableFiles::written(
+        target,
+        schema(),
+        vec![],
+        std::slice::from_ref(&file),
+        replace,
+    )?;
+    Ok((table, file))
 }
 
 fn rows(

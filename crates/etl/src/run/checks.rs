@@ -125,18 +125,20 @@ impl Run<'_> {
         };
         let mut batches = Vec::new();
         let single = count_jobs.len() == 1;
-        for done in try_join_all(count_jobs.into_iter().enumerate().map(|(index, job)| async move {
-            // Jobs of one run need names of their own: the engine finds
-            // each job's report by its name.
-            let name = match single {
-                true => what.to_string(),
-                false => format!("{what} {}", index + 1),
-            };
-            let planned = self
-                .physical_plan(&name, job.logical_plan().clone())
-                .await?;
-            self.run_job(&name, planned).await
-        }))
+        for done in try_join_all(count_jobs.into_iter().enumerate().map(
+            |(index, job)| async move {
+                // Jobs of one run need names of their own: the engine finds
+                // each job's report by its name.
+                let name = match single {
+                    true => what.to_string(),
+                    false => format!("{what} {}", index + 1),
+                };
+                let planned = self
+                    .physical_plan(&name, job.logical_plan().clone())
+                    .await?;
+                self.run_job(&name, planned).await
+            },
+        ))
         .await?
         {
             batches.extend(done);

@@ -120,14 +120,15 @@ impl Run<'_> {
     }
 
     /// The lake's own tables' part of a Delta publication: the records this
-    /// run staged of each input, and the files it loaded. A full run
-    /// replaces them, an incremental run appends to them.
+    /// run staged of each input, and the files it loaded (its record is
+    /// written here, and returned too). A full run replaces them, an
+    /// incremental run appends to them.
     pub(super) async fn staged_tables(
         &self,
         scope: &Scope,
         songs: &[WrittenFile],
         events: &[WrittenFile],
-    ) -> Result<Vec<TableFiles>> {
+    ) -> Result<(Vec<TableFiles>, WrittenFile)> {
         let mut tables = Vec::new();
         for (kind, files) in [(InputKind::Songs, songs), (InputKind::Events, events)] {
             if files.is_empty() && !scope.full {
@@ -146,8 +147,10 @@ impl Run<'_> {
             (InputKind::Events, &scope.events.files[..]),
         ];
         let target = self.delta_target(INGESTED);
-        tables.push(ingested::write(target, &self.layout.run_id, loaded, scope.full).await?);
-        Ok(tables)
+        let (record, file) =
+            ingested::write(target, &self.layout.run_id, loaded, scope.full).await?;
+        tables.push(record);
+        Ok((tables, file))
     }
 
     /// The run's report, from what it loaded and wrote.

@@ -215,10 +215,11 @@ async fn build_and_publish(
         delta_tables.push(run.rejects_table(schema, &committed)?);
     }
     if config.table_format == TableFormat::Delta {
-        delta_tables.extend(
-            run.staged_tables(&scope, &staged_songs, &staged_events)
-                .await?,
-        );
+        let (own, record) = run
+            .staged_tables(&scope, &staged_songs, &staged_events)
+            .await?;
+        delta_tables.extend(own);
+        committed.push(record);
     }
     if let Some(plays_per_user) = plays_per_user {
         charts.push(charts::keys_per_count(
