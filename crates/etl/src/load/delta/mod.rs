@@ -112,8 +112,8 @@ impl Publication {
         crate::crash::point(crate::crash::COMMITTING);
         let mut versions = BTreeMap::new();
         for target in unchanged {
-            if let Some(version) = target.load().await?.and_then(|t| t.version()) {
-                versions.insert(target.name.clone(), version as u64);
+            if let Some(version) = target.latest_version().await? {
+                versions.insert(target.name.clone(), version);
             }
         }
         for (table, current) in tables.into_iter().zip(&current) {
