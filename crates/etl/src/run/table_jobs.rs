@@ -59,9 +59,15 @@ impl Run<'_> {
         if scope.full {
             return Ok(self.tables.iter().map(rebuild).collect());
         }
+        // Only new events make append jobs: without them the time table's
+        // log is not read at all.
+        let published_times = match new_events.is_empty() {
+            true => None,
+            false => Some(self.published_times().await?),
+        };
         let increment = Staged {
             events: read(InputKind::Events, new_events)?,
-            published_times: Some(self.published_times().await?),
+            published_times,
             ..everything.clone()
         };
         let has_new = |kind| match kind {
