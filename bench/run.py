@@ -395,7 +395,7 @@ def resolve_run_dir(output: Path) -> Path:
 
 def run_ours(args, name: str, output: Path, logs: Path) -> dict:
     command = [str(args.submit), "--input", str(args.input), "--output", str(output), "--quiet"]
-    command += ["--songs-layout", args.songs_layout]
+    command += ["--songs-layout", args.songs_layout, "--table-format", args.table_format]
     if name == "cluster":
         vcores = args.executor_vcores or max(1, args.cores // 2)
         with LocalCluster(args.submit.parent, 2, vcores, logs) as cluster:
@@ -620,6 +620,7 @@ def main() -> int:
     parser.add_argument("--executor-vcores", type=int, help="task slots of each of the 2 executors (default: cores / 2)")
     parser.add_argument("--spark-driver-memory", default="4g")
     parser.add_argument("--songs-layout", choices=["year-artist", "year"], default="year-artist", help="songs directories, for every engine (submit --songs-layout)")
+    parser.add_argument("--table-format", choices=["delta", "parquet"], default="delta", help="our output: Delta tables, or Parquet run folders under _LATEST (submit --table-format; default delta)")
     parser.add_argument("--peer-time-limit", type=time_limit_arg, metavar="SECONDS|Nx", help="stop a peer run still going after this long, in seconds or as N times ours' wall time in this run (52x), and report it as a bound (default: no limit)")
     parser.add_argument("--repeat", type=int, default=1, help="run each engine N times and keep the median wall time (default 1)")
     parser.add_argument("--json", type=Path, help="where to write the results (default: <work>/results.json)")
@@ -656,6 +657,7 @@ def main() -> int:
         "submit": str(args.submit),
         "build": build,
         "songs_layout": args.songs_layout,
+        "table_format": args.table_format,
         "runs": {},
     }
     print(f"input {args.input}: {results['input_files']}; ours: {build} build; work folder {work}", file=sys.stderr)

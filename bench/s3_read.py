@@ -4,7 +4,7 @@
 Uploads an input folder (default ../shared/data/udacity-s3: 14,896 song
 files and 30 log files) to an S3 server on loopback (moto or s3s-fs), then runs `submit`
 with `--input s3://lake/input` and a local output, once talking to the
-server directly and once through tests/tools/fault_proxy.py adding a fixed
+server directly and once through our fault-proxy (crates/fault-proxy) adding a fixed
 latency to every request (20 ms by default). Per mode it prints the seconds
 `submit --explain` takes (start-up, listing the input, planning; no job
 runs), the seconds the `stage songs` job takes (every song file fetched and
@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from run import LocalCluster
-from s3_write import ROOT, default_submit, free_port, get, read_object, start
+from s3_write import ROOT, default_submit, free_port, get, proxy_command, read_object, start
 
 # What each proxy reports of the requests it passed in the latency mode.
 IN_FLIGHT = ["requests", "peak_in_flight", "mean_in_flight"]
@@ -108,8 +108,8 @@ def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs):
 
 def cpu_seconds(pid):
     """User and system CPU a running process has used: a proxy near one
-    core's worth of the run's seconds is what sets the pace (Python runs
-    one thread at a time)."""
+    core's worth of the run's seconds would set the pace (it runs on one
+    thread), not the latency."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
@@ -138,13 +138,11 @@ def start_store(server, work, input_folder):
     return store, endpoint
 
 
-def start_proxy(work, name, store_endpoint, latency_ms):
+def start_proxy(work, submit, name, store_endpoint, latency_ms):
     """A fault proxy adding `latency_ms` to every request; returns it and its endpoint."""
     endpoint = f"http://127.0.0.1:{free_port()}"
-    proxy = start([sys.executable, str(ROOT / "tests/tools/fault_proxy.py"),
-                   "--listen", endpoint.removeprefix("http://"),
-                   "--upstream", store_endpoint.removeprefix("http://"),
-                   "--latency-ms", str(latency_ms)], open(work / f"proxy-{name}.log", "w"),
+    proxy = start(proxy_command(submit, endpoint.removeprefix("http://"), store_endpoint.removeprefix("http://"),
+                                latency_ms), open(work / f"proxy-{name}.log", "w"),
                   f"{endpoint}/_proxy/stats", "fault proxy")
     return proxy, endpoint
 
@@ -172,7 +170,7 @@ def main():
         stop(store)
         proxies, proxy_pids = {}, {}
         for name in processes:
-            proxy, proxies[name] = start_proxy(work, name, store_endpoint, args.latency_ms)
+            proxy, proxies[name] = start_proxy(work, submit, name, store_endpoint, args.latency_ms)
             proxy_pids[name] = proxy.pid
             stop(proxy)
         output = (lambda mode: f"s3://lake/out-{mode}") if args.s3_output else (lambda mode: work / mode)

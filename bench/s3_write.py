@@ -3,7 +3,7 @@
 
 Runs `submit` on ../shared/data/udacity-s3 (14,896 song files, read from
 local disk) with its output on a moto S3 server on loopback, once talking to
-the server directly and once through tests/tools/fault_proxy.py adding a
+the server directly and once through our fault-proxy (crates/fault-proxy) adding a
 fixed latency to every request (20 ms by default, about a same-region S3
 PUT). Reads each run's `_report.json` back from the bucket and prints, per
 mode, the songs table's files, the seconds its job took (plan, shuffle,
@@ -70,6 +70,15 @@ def default_submit():
     sys.exit(f"no submit binary under {TARGET}: cargo build --release --workspace --bins")
 
 
+def proxy_command(submit, listen, upstream, latency_ms):
+    """Our fault-proxy, built beside `submit`, adding `latency_ms` to every
+    request from `listen` to `upstream` (both host:port)."""
+    proxy = Path(submit).parent / "fault-proxy"
+    if not proxy.exists():
+        sys.exit(f"no {proxy}: cargo build --release --workspace --bins")
+    return [str(proxy), "--listen", listen, "--upstream", upstream, "--latency-ms", str(latency_ms)]
+
+
 def run_mode(name, submit, endpoint, moto_endpoint, input_root, extra):
     env = {
         "PATH": os.environ["PATH"],
@@ -129,9 +138,8 @@ def main():
         with open(Path(logs) / "moto.log", "w") as moto_log, open(Path(logs) / "proxy.log", "w") as proxy_log:
             moto = start(["moto_server", "-H", "127.0.0.1", "-p", str(moto_port)], moto_log,
                          f"{moto_endpoint}/moto-api/", "moto_server")
-            proxy = start([sys.executable, str(ROOT / "tests/tools/fault_proxy.py"),
-                           "--listen", f"127.0.0.1:{proxy_port}", "--upstream", f"127.0.0.1:{moto_port}",
-                           "--latency-ms", str(args.latency_ms)], proxy_log,
+            proxy = start(proxy_command(submit, f"127.0.0.1:{proxy_port}", f"127.0.0.1:{moto_port}",
+                                        args.latency_ms), proxy_log,
                           f"http://127.0.0.1:{proxy_port}/_proxy/stats", "fault proxy")
             try:
                 urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/lake", method="PUT"))

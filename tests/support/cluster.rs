@@ -251,8 +251,8 @@ fn start_scheduler(
     scheduler
 }
 
-/// `tests/tools/fault_proxy.py` in front of an S3 server: it delays, fails
-/// or drops requests as its arguments say.
+/// Our `fault-proxy` in front of an S3 server: it delays, fails or drops
+/// requests as its arguments say.
 pub struct FaultProxy {
     pub port: u16,
     _daemon: Daemon,
@@ -261,9 +261,8 @@ pub struct FaultProxy {
 impl FaultProxy {
     pub fn start(s3: &S3Server, args: &[&str], log_dir: &Path) -> Self {
         let port = free_port();
-        let mut command = Command::new("python3");
+        let mut command = Command::new(binary("fault-proxy"));
         command
-            .arg(workspace_root().join("tests/tools/fault_proxy.py"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--upstream", &format!("127.0.0.1:{}", s3.port)])
             .args(args);
