@@ -16,7 +16,9 @@ the songs table's job takes (its writers' uploads go to S3 with
     python3 bench/s3_read.py --latency-ms 50 --submit /path/to/submit
     python3 bench/s3_read.py --server s3s-fs --s3-output   # S3 to S3
 
-With `--s3-output` the tables go to the same server (s3://lake/out-<mode>),
+With `--s3-output` the tables go to the same server, into a bucket of
+their own per mode (s3://out-<mode>/: s3s-fs walks a whole bucket for each
+listing page, so sharing the input's bucket would time the walk),
 so the latency mode adds 20 ms to every read and every write of the run.
 The proxy reports the requests in flight during the latency mode: the most
 at once and the mean while any was in flight. With `--cluster` the run goes
@@ -46,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from run import LocalCluster
-from s3_write import ROOT, default_submit, free_port, get, proxy_command, read_object, start
+from s3_write import ROOT, default_submit, free_port, get, proxy_command, read_object, s3_client, start
 
 # What each proxy reports of the requests it passed in the latency mode.
 IN_FLIGHT = ["requests", "peak_in_flight", "mean_in_flight"]
@@ -56,9 +58,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-sec
 
 def upload(endpoint, folder, prefix):
     """Every file under `folder` to s3://lake/<prefix>/, 16 at a time."""
-    import boto3
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench",
-                      aws_secret_access_key="bench-secret", region_name="us-east-1")
+    s3 = s3_client(endpoint)
     files = [f for f in Path(folder).rglob("*") if f.is_file()]
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda f: s3.upload_file(str(f), "lake", f"{prefix}/{f.relative_to(folder)}"), files))
@@ -71,15 +71,33 @@ def timed(command, env):
     return round(time.monotonic() - started, 2)
 
 
-def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs):
+def run_report(output, store_endpoint, table_format):
+    """The report of the one run written to `output` (a local folder or an
+    s3://<bucket> URL): in the run folder `_LATEST` names (Parquet), or
+    under `_runs/<run id>/` (Delta)."""
+    if isinstance(output, Path):
+        read = lambda key: (output / key).read_text()
+        runs = lambda: [p.name for p in (output / "_runs").iterdir()]
+    else:
+        bucket = output.removeprefix("s3://")
+        read = lambda key: read_object(store_endpoint, key, bucket)
+        s3 = s3_client(store_endpoint)
+        runs = lambda: [p["Prefix"].rstrip("/").rsplit("/", 1)[1] for p in s3.list_objects_v2(
+            Bucket=bucket, Prefix="_runs/", Delimiter="/")["CommonPrefixes"]]
+    if table_format == "parquet":
+        return json.loads(read(f"{read('_LATEST').strip()}/_report.json"))
+    [run] = [name for name in runs() if name.startswith("run-")]
+    return json.loads(read(f"_runs/{run}/_report.json"))
+
+
+def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs, table_format):
     """One run of `submit`, each process talking to S3 through its own
     endpoint in `endpoints` (`client`, and `executor-<i>` on a cluster);
-    `output` is a local folder or an s3://lake/ URL, read back from
+    `output` is a local folder or an s3:// bucket, read back from
     `store_endpoint`. On a cluster (`cluster_logs` is its log folder) the
     scheduler and two executors of one vcore each start for the mode."""
     env = {"PATH": os.environ["PATH"], "AWS_ENDPOINT_URL": endpoints["client"], **CREDENTIALS}
-    # Run folders under `_LATEST`, as when these figures were first taken.
-    args = [submit, "--quiet", "--table-format", "parquet", "--input", "s3://lake/input",
+    args = [submit, "--quiet", "--table-format", table_format, "--input", "s3://lake/input",
             "--output", str(output)]
     with contextlib.ExitStack() as stack:
         if cluster_logs:
@@ -89,13 +107,7 @@ def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs):
             args += ["--scheduler", f"127.0.0.1:{cluster.port}"]
         explain = timed([*args, "--explain"], env)
         run = timed(args, env)
-    if isinstance(output, Path):
-        read = lambda key: (output / key).read_text()
-    else:
-        prefix = output.removeprefix("s3://lake/")
-        read = lambda key: read_object(store_endpoint, f"{prefix}/{key}")
-    latest = read("_LATEST").strip()
-    report = json.loads(read(f"{latest}/_report.json"))
+    report = run_report(output, store_endpoint, table_format)
     stage = next(j for j in report["jobs"] if j["job"] == "stage songs")
     songs = next(i for i in report["inputs"] if i["input"] == "songs")
     jobs = ", ".join(f"{j['job']} {j['seconds']:.1f}" for j in report["jobs"])
@@ -114,20 +126,23 @@ def cpu_seconds(pid):
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
-def start_store(server, work, input_folder):
-    """moto, or s3s-fs over a copy of the input; returns it and its endpoint."""
+def start_store(server, work, input_folder, buckets):
+    """moto, or s3s-fs over a copy of the input, with `buckets` beside the
+    input's `lake`; returns it and its endpoint."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = open(work / "store.log", "w")
     if server == "moto":
         store = start(["moto_server", "-H", "127.0.0.1", "-p", str(port)], log,
                       f"{endpoint}/moto-api/", "moto_server")
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/lake", method="PUT"))
+        for bucket in ["lake", *buckets]:
+            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT"))
         started = time.monotonic()
         uploaded = upload(endpoint, input_folder, "input")
         print(f"uploaded {uploaded} files in {time.monotonic() - started:.0f} s", file=sys.stderr)
     else:
-        (work / "store/lake").mkdir(parents=True)
+        for bucket in ["lake", *buckets]:
+            (work / "store" / bucket).mkdir(parents=True)
         started = time.monotonic()
         shutil.copytree(input_folder, work / "store/lake/input")
         print(f"copied the input in {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -155,6 +170,8 @@ def main():
     parser.add_argument("--server", choices=["moto", "s3s-fs"], default="moto")
     parser.add_argument("--s3-output", action="store_true", help="write the tables to the server too")
     parser.add_argument("--cluster", action="store_true", help="on a scheduler and two executors")
+    parser.add_argument("--table-format", choices=["delta", "parquet"], default="delta",
+                        help="submit --table-format (default delta)")
     args = parser.parse_args()
     submit = args.submit or default_submit()
     server = "moto_server" if args.server == "moto" else "s3s-fs"
@@ -166,27 +183,33 @@ def main():
     with tempfile.TemporaryDirectory() as work, contextlib.ExitStack() as stack:
         work = Path(work)
         stop = lambda process: stack.callback(lambda: (process.terminate(), process.wait()))
-        store, store_endpoint = start_store(args.server, work, args.input)
+        buckets = ["out-direct", "out-latency"] if args.s3_output else []
+        store, store_endpoint = start_store(args.server, work, args.input, buckets)
         stop(store)
         proxies, proxy_pids = {}, {}
         for name in processes:
             proxy, proxies[name] = start_proxy(work, submit, name, store_endpoint, args.latency_ms)
             proxy_pids[name] = proxy.pid
             stop(proxy)
-        output = (lambda mode: f"s3://lake/out-{mode}") if args.s3_output else (lambda mode: work / mode)
+        output = (lambda mode: f"s3://out-{mode}") if args.s3_output else (lambda mode: work / mode)
         logs = (lambda mode: work / f"cluster-{mode}") if args.cluster else (lambda mode: None)
         direct = {name: store_endpoint for name in processes}
-        results = [run_mode("direct", submit, direct, output("direct"), store_endpoint, logs("direct"))]
+        results = [run_mode("direct", submit, direct, output("direct"), store_endpoint, logs("direct"),
+                            args.table_format)]
         mode = f"latency-{args.latency_ms}ms"
-        results.append(run_mode(mode, submit, proxies, output("latency"), store_endpoint, logs("latency")))
+        results.append(run_mode(mode, submit, proxies, output("latency"), store_endpoint, logs("latency"),
+                                args.table_format))
         for name, endpoint in proxies.items():
             stats = json.loads(get(endpoint, "_proxy/stats"))
             cpu = cpu_seconds(proxy_pids[name])
             results.append({"mode": f"  {name}", **{k: stats[k] for k in IN_FLIGHT}, "proxy cpu s": cpu})
+        # The S3 server shares the machine's cores with the run.
+        results.append({"mode": f"  {args.server}", "store cpu s": cpu_seconds(store.pid)})
 
     columns = ["mode", "song files", "explain s", "stage songs s", "songs table s", "run s", *IN_FLIGHT,
-               "proxy cpu s"]
-    where = f"{'cluster' if args.cluster else 'in-process'}, output to {'S3' if args.s3_output else 'local disk'}"
+               "proxy cpu s", "store cpu s"]
+    where = (f"{'cluster' if args.cluster else 'in-process'}, {args.table_format} output to "
+             f"{'S3' if args.s3_output else 'local disk'}")
     print(f"submit: {submit}, store: {args.server}, {where}")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))

@@ -107,12 +107,16 @@ def run_mode(name, submit, endpoint, moto_endpoint, input_root, extra):
     }
 
 
-def read_object(endpoint, key):
-    """An object of bucket `lake`, read with the benchmark's credentials."""
+def s3_client(endpoint):
+    """A boto3 client of the S3 server at `endpoint`, with the benchmark's credentials."""
     import boto3
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench",
-                      aws_secret_access_key="bench-secret", region_name="us-east-1")
-    return s3.get_object(Bucket="lake", Key=key)["Body"].read().decode()
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench",
+                        aws_secret_access_key="bench-secret", region_name="us-east-1")
+
+
+def read_object(endpoint, key, bucket="lake"):
+    """An object's text."""
+    return s3_client(endpoint).get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
 
 def get(endpoint, key):

@@ -25,8 +25,13 @@ use crate::location::Location;
 use crate::storage::Storage;
 
 /// Uploads one task keeps in flight at once. Small partition files are
-/// latency-bound on S3, so many must be in the air to keep a task busy.
-const MAX_UPLOADS_IN_FLIGHT: usize = 32;
+/// latency-bound on S3, so many must be in the air to keep a task busy: at
+/// 20 ms a request, 128 uploads move 6,400 small files a second per task.
+const MAX_UPLOADS_IN_FLIGHT: usize = 128;
+/// Bytes of uploads one task keeps in flight at once (one upload of any
+/// size may always start): files of up to the target size (128 MiB by
+/// default) must not pile up in memory behind a slow store.
+const MAX_UPLOAD_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
 
 /// Local files written per blocking call ([`crate::local_disk`]), fewer
 /// when they reach [`LOCAL_WRITE_BYTES`] first.
@@ -114,6 +119,9 @@ pub(super) struct PartitionedSink {
     files_started: usize,
     /// Uploads, or batches of local writes, in flight.
     uploads: JoinSet<Result<Vec<WrittenFile>>>,
+    /// The bytes of the uploads in flight (local writes are bounded by
+    /// [`LOCAL_WRITES_IN_FLIGHT`] batches instead).
+    upload_bytes: usize,
     written: Vec<WrittenFile>,
     pub(super) metrics: WriterMetrics,
 }
@@ -154,6 +162,7 @@ impl PartitionedSink {
             task: String::new(),
             files_started: 0,
             uploads: JoinSet::new(),
+            upload_bytes: 0,
             written: Vec::new(),
             metrics,
         })
@@ -346,9 +355,13 @@ impl PartitionedSink {
         bytes: Vec<u8>,
         written: WrittenFile,
     ) -> Result<()> {
-        while self.uploads.len() >= MAX_UPLOADS_IN_FLIGHT {
+        while !self.uploads.is_empty()
+            && (self.uploads.len() >= MAX_UPLOADS_IN_FLIGHT
+                || self.upload_bytes + bytes.len() > MAX_UPLOAD_BYTES_IN_FLIGHT)
+        {
             self.collect_one_upload().await?;
         }
+        self.upload_bytes += bytes.len();
         let url = format!("{}/{path}", self.store_url);
         let store = Arc::clone(&self.store);
         self.uploads.spawn(async move {
@@ -388,6 +401,9 @@ impl PartitionedSink {
         if let Some(done) = self.uploads.join_next().await {
             let files = done.map_err(|e| DataFusionError::External(Box::new(e)))??;
             for file in files {
+                if matches!(self.destination, Destination::Store) {
+                    self.upload_bytes -= file.bytes as usize;
+                }
                 self.metrics.files.add(1);
                 self.metrics.rows.add(file.rows as usize);
                 self.metrics.bytes.add(file.bytes as usize);
