@@ -11,7 +11,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::http::{answers, http_request};
-use crate::{Daemon, binary, free_port, free_ports, workspace_input, workspace_root};
+use crate::{Daemon, binary, free_port, free_ports, workspace_input};
 
 const STARTUP: Duration = Duration::from_secs(60);
 

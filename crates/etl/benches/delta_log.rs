@@ -87,7 +87,7 @@ async fn measure(root: &Path, files: usize, interval: u64, runs: u64) -> anyhow:
     };
     let started = Instant::now();
     target
-        .commit(None, change(&target, files, 0)?, "bench-0")
+        .commit(None, change(&target, files, 0)?, "bench-0", 1)
         .await?;
     let create = started.elapsed();
     let table = target.load().await?.expect("a table after its creation");
@@ -104,6 +104,8 @@ async fn measure(root: &Path, files: usize, interval: u64, runs: u64) -> anyhow:
                 current.as_ref(),
                 change(&target, files, run)?,
                 &format!("bench-{run}"),
+                // The lake's sequence number, one past the creation's 1.
+                run + 1,
             )
             .await?;
         commits.push(started.elapsed());
