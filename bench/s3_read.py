@@ -90,15 +90,16 @@ def run_report(output, store_endpoint, table_format):
     return json.loads(read(f"_runs/{run}/_report.json"))
 
 
-def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs, table_format):
+def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs, table_format, extra):
     """One run of `submit`, each process talking to S3 through its own
     endpoint in `endpoints` (`client`, and `executor-<i>` on a cluster);
     `output` is a local folder or an s3:// bucket, read back from
     `store_endpoint`. On a cluster (`cluster_logs` is its log folder) the
-    scheduler and two executors of one vcore each start for the mode."""
+    scheduler and two executors of one vcore each start for the mode;
+    `extra` goes to `submit` as it is."""
     env = {"PATH": os.environ["PATH"], "AWS_ENDPOINT_URL": endpoints["client"], **CREDENTIALS}
     args = [submit, "--quiet", "--table-format", table_format, "--input", "s3://lake/input",
-            "--output", str(output)]
+            "--output", str(output), *extra]
     with contextlib.ExitStack() as stack:
         if cluster_logs:
             cluster_logs.mkdir()
@@ -172,6 +173,8 @@ def main():
     parser.add_argument("--cluster", action="store_true", help="on a scheduler and two executors")
     parser.add_argument("--table-format", choices=["delta", "parquet"], default="delta",
                         help="submit --table-format (default delta)")
+    parser.add_argument("--submit-arg", action="append", default=[], metavar="ARG",
+                        help="one more argument for submit, as --submit-arg=--full-vacuum-every=1 (repeatable)")
     args = parser.parse_args()
     submit = args.submit or default_submit()
     server = "moto_server" if args.server == "moto" else "s3s-fs"
@@ -195,10 +198,10 @@ def main():
         logs = (lambda mode: work / f"cluster-{mode}") if args.cluster else (lambda mode: None)
         direct = {name: store_endpoint for name in processes}
         results = [run_mode("direct", submit, direct, output("direct"), store_endpoint, logs("direct"),
-                            args.table_format)]
+                            args.table_format, args.submit_arg)]
         mode = f"latency-{args.latency_ms}ms"
         results.append(run_mode(mode, submit, proxies, output("latency"), store_endpoint, logs("latency"),
-                                args.table_format))
+                                args.table_format, args.submit_arg))
         for name, endpoint in proxies.items():
             stats = json.loads(get(endpoint, "_proxy/stats"))
             cpu = cpu_seconds(proxy_pids[name])
@@ -209,7 +212,7 @@ def main():
     columns = ["mode", "song files", "explain s", "stage songs s", "songs table s", "run s", *IN_FLIGHT,
                "proxy cpu s", "store cpu s"]
     where = (f"{'cluster' if args.cluster else 'in-process'}, {args.table_format} output to "
-             f"{'S3' if args.s3_output else 'local disk'}")
+             f"{'S3' if args.s3_output else 'local disk'}{''.join(' ' + a for a in args.submit_arg)}")
     print(f"submit: {submit}, store: {args.server}, {where}")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))

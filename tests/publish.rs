@@ -3,6 +3,7 @@
 //! cleans up after it, two runs at once publish one, and large partitions
 //! are split into several files.
 
+use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
@@ -412,4 +413,94 @@ async fn a_large_partition_is_split_at_the_target_file_size() {
         1,
         "users, a small table, is one file"
     );
+}
+
+/// The data files in each of `TABLES` of a local lake, relative to the table.
+fn files_on_disk(output: &Path) -> Vec<BTreeSet<String>> {
+    TABLES
+        .iter()
+        .map(|table| {
+            let dir = output.join(table);
+            parquet_files(&dir)
+                .iter()
+                .map(|f| f.strip_prefix(&dir).unwrap().to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// The files each of `TABLES` names at its newest version, as delta-rs reads it.
+fn files_named(output: &Path) -> Vec<BTreeSet<String>> {
+    let url = format!("file://{}", output.canonicalize().unwrap().display());
+    let views = e2e::tables::delta_views(&url, &TABLES, None, &[]);
+    TABLES
+        .iter()
+        .map(|t| views[*t].files.iter().cloned().collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vacuums_delete_replaced_files_and_every_nth_what_killed_runs_left() {
+    let output = tempfile::tempdir().unwrap();
+    let input = workspace_input();
+    let vacuum = ["--retain", "0s", "--full-vacuum-every", "3"];
+    // Lake run 1 creates the tables; a run killed once its files are
+    // written leaves files no log names.
+    run_locally(&input, output.path(), &vacuum);
+    let args = [
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.path().to_str().unwrap(),
+        ][..],
+        &vacuum,
+    ]
+    .concat();
+    let killed = submit(
+        &args,
+        &[("SPARKIFY_CRASH_AT", "written")],
+        &workspace_root(),
+    );
+    assert_eq!(killed.status.signal(), Some(9), "{killed:?}");
+    let first = files_named(output.path());
+    let strays: Vec<BTreeSet<String>> = files_on_disk(output.path())
+        .iter()
+        .zip(&first)
+        .map(|(on_disk, named)| on_disk - named)
+        .collect();
+    assert!(strays.iter().all(|s| !s.is_empty()), "{strays:?}");
+
+    // Lake run 2 (Lite): the first run's files, which its commit removed,
+    // go; the killed run's stay, as nothing names them.
+    run_locally(&input, output.path(), &vacuum);
+    let second = files_named(output.path());
+    let expected: Vec<BTreeSet<String>> = second.iter().zip(&strays).map(|(n, s)| n | s).collect();
+    assert_eq!(files_on_disk(output.path()), expected);
+    assert!(second.iter().zip(&first).all(|(s, f)| s.is_disjoint(f)));
+    // Created at 0, committed at 1, vacuumed at 2 and 3.
+    assert_eq!(versions(output.path()), [3; 5]);
+
+    // Lake run 3 (Full, the third): the killed run's files go too.
+    run_locally(&input, output.path(), &vacuum);
+    assert_eq!(files_on_disk(output.path()), files_named(output.path()));
+    assert_eq!(versions(output.path()), [6; 5]);
+    let tables = Published::local(output.path()).await;
+    check_counts(&tables, &WORKSPACE).await;
+    e2e::expect::check_keys(&tables).await;
+    // The run's record, and so its report, name the versions after the vacuum.
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            output
+                .path()
+                .join("_runs")
+                .join(&tables.run_id)
+                .join("_report.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for table in TABLES {
+        assert_eq!(report["versions"][table], 6, "{table}: {report}");
+    }
 }

@@ -101,7 +101,7 @@ async fn measure(root: &Path, files: usize, interval: u64, runs: u64) -> anyhow:
         let started = Instant::now();
         target
             .commit(
-                current.as_ref(),
+                current,
                 change(&target, files, run)?,
                 &format!("bench-{run}"),
                 // The lake's sequence number, one past the creation's 1.

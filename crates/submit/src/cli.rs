@@ -8,6 +8,7 @@ use cluster::logging::LogFormat;
 use etl::error::EtlError;
 use etl::extract::scan::RejectPolicy;
 use etl::load::TableFormat;
+use etl::load::delta::vacuum::VacuumPolicy;
 use etl::location::Location;
 use etl::run::{LateSongs, RejectLimit, RunConfig};
 use etl::tables::SongsLayout;
@@ -43,6 +44,14 @@ pub struct Args {
     /// within it (Delta's own default is 7 days).
     #[arg(long, env = "SPARKIFY_RETAIN", default_value = "7d", value_parser = humantime::parse_duration)]
     pub retain: std::time::Duration,
+
+    /// Delta: every this many runs (and after a run that died during its
+    /// commits), a run's vacuum also lists every file of its tables to
+    /// delete those no commit names, as runs killed before committing
+    /// leave. Other runs delete only the files commits removed, which
+    /// lists nothing. 1: every run.
+    #[arg(long, env = "SPARKIFY_FULL_VACUUM_EVERY", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub full_vacuum_every: u64,
 
     /// A run killed while it holds the output (Delta: during its commits;
     /// Parquet: from its start to its publication) blocks other runs for
@@ -227,7 +236,10 @@ impl Args {
             concurrent_jobs: self.concurrent_jobs,
             songs_layout: self.songs_layout,
             table_format: self.table_format,
-            retain: self.retain,
+            vacuum: VacuumPolicy {
+                retain: self.retain,
+                full_every: self.full_vacuum_every,
+            },
             claim_timeout: self.claim_timeout,
             incremental: self.incremental && !self.full,
             late_songs: self.late_songs,

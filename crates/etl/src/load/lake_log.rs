@@ -52,6 +52,15 @@ pub struct RunRecord {
     pub tables: BTreeMap<String, u64>,
 }
 
+/// How the run before this one ended its hold on the lake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// It recorded its commits.
+    Recorded,
+    /// It died holding its claim, longer than `--claim-timeout` ago.
+    Abandoned,
+}
+
 /// The log of one output.
 #[derive(Clone)]
 pub struct LakeLog {
@@ -122,9 +131,9 @@ impl LakeLog {
     /// Fails with [`EtlError::ConcurrentRun`] while the run holding `seq`
     /// has not recorded its commits and its claim is younger than
     /// `timeout`; an older unsettled claim is a dead run's, and is logged.
-    pub async fn check_settled(&self, seq: u64, timeout: Duration) -> Result<()> {
+    pub async fn check_settled(&self, seq: u64, timeout: Duration) -> Result<Settled> {
         if self.record(seq).await?.is_some() {
-            return Ok(());
+            return Ok(Settled::Recorded);
         }
         let claim = self.read_claim(seq).await?;
         let age = chrono::DateTime::parse_from_rfc3339(&claim.claimed_at)
@@ -147,7 +156,7 @@ impl LakeLog {
             self.output(),
             age.as_secs()
         );
-        Ok(())
+        Ok(Settled::Abandoned)
     }
 
     /// Holds the output for `run_id` from now until the lease is settled;
@@ -331,7 +340,10 @@ mod tests {
             blocked.to_string().contains("run run-a holds file://"),
             "{blocked}"
         );
-        log.check_settled(1, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            log.check_settled(1, Duration::ZERO).await.unwrap(),
+            Settled::Abandoned
+        );
 
         let record = RunRecord {
             seq: 1,
@@ -341,7 +353,7 @@ mod tests {
             tables: BTreeMap::from([("songs".to_string(), 0)]),
         };
         log.write_record(&record).await.unwrap();
-        log.check_settled(1, hour).await.unwrap();
+        assert_eq!(log.check_settled(1, hour).await.unwrap(), Settled::Recorded);
         assert_eq!(log.records().await.unwrap(), vec![record]);
     }
 }

@@ -77,7 +77,7 @@ impl Run<'_> {
     }
 
     /// Step 4 (Delta): the files of failed attempts go, then the tables are
-    /// committed in order ([`crate::load::delta`]), then expired files go.
+    /// committed in order and vacuumed ([`crate::load::delta`]).
     pub(super) async fn publish_delta(
         &self,
         tables: Vec<TableFiles>,
@@ -104,7 +104,7 @@ impl Run<'_> {
             run_id: self.layout.run_id.clone(),
             base,
             claim_timeout: self.config.claim_timeout,
-            retain: self.config.retain,
+            vacuum: self.config.vacuum,
         };
         let targets: Vec<DeltaTarget> = tables.iter().map(|t| t.target.clone()).collect();
         let unchanged: Vec<DeltaTarget> = lake_tables(self.config)
@@ -112,11 +112,7 @@ impl Run<'_> {
             .filter(|name| !targets.iter().any(|t| &t.name == *name))
             .map(|name| self.delta_target(name))
             .collect();
-        let record = publication
-            .commit(tables, action, files, &unchanged)
-            .await?;
-        publication.remove_expired(&targets).await;
-        Ok(record)
+        publication.commit(tables, action, files, &unchanged).await
     }
 
     /// The lake's own tables' part of a Delta publication: the records this

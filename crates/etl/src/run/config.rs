@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::extract::scan::RejectPolicy;
 use crate::load::TableFormat;
+use crate::load::delta::vacuum::VacuumPolicy;
 use crate::location::Location;
 use crate::tables::SongsLayout;
 
@@ -80,8 +81,9 @@ pub struct RunConfig {
     pub concurrent_jobs: usize,
     pub songs_layout: SongsLayout,
     pub table_format: TableFormat,
-    /// Delta: files a commit removed are deleted once this much older.
-    pub retain: Duration,
+    /// Delta: which files a run deletes after its commits, and when it
+    /// lists every file of its tables to find them.
+    pub vacuum: VacuumPolicy,
     /// Delta: an unfinished claim on the lake lapses after this long.
     pub claim_timeout: Duration,
     /// Delta: stage only the input files the lake has not loaded, and

@@ -45,7 +45,7 @@ pub async fn roll_back(
         output: config.output.clone(),
         run_id: layout.run_id.clone(),
         claim_timeout: config.claim_timeout,
-        retain: config.retain,
+        vacuum: config.vacuum,
     };
     let names = lake_tables(config);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -12,8 +12,9 @@
 //!        ▼
 //!  table.rs: one commit per table, fixed order, exact next version, run id in commitInfo
 //!        ▼
-//!  lake_log.rs: <seq>.json records the five versions;   then files removed
-//!  longer ago than --retain are deleted (vacuum)
+//!  vacuum.rs: every table at once, files removed longer ago than --retain
+//!        ▼
+//!  lake_log.rs: <seq>.json records the versions
 //! ```
 //!
 //! A reader sees a table change only at its commit. A run that fails or is
@@ -24,6 +25,7 @@
 pub mod history;
 pub mod stats;
 pub mod table;
+pub mod vacuum;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -34,7 +36,8 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use self::table::{DeltaTarget, TableChange};
-use super::lake_log::{LakeLog, RunRecord};
+use self::vacuum::VacuumPolicy;
+use super::lake_log::{LakeLog, RunRecord, Settled};
 use super::writer::{WrittenFile, writer_of};
 use crate::error::{EtlError, Result};
 use crate::location::Location;
@@ -76,7 +79,7 @@ pub struct Publication {
     /// The last sequence number claimed when the run started.
     pub base: Option<u64>,
     pub claim_timeout: Duration,
-    pub retain: Duration,
+    pub vacuum: VacuumPolicy,
 }
 
 impl Publication {
@@ -84,11 +87,11 @@ impl Publication {
         LakeLog::new(Arc::clone(&self.store), &self.output)
     }
 
-    /// Claims the lake, commits every table in order, records the versions,
-    /// then deletes what retention allows. `action` says what the record
-    /// calls this run. On a lost claim this run's files are deleted. The
-    /// record names the versions of the `unchanged` tables too, so that a
-    /// rollback to this run restores every table as it was.
+    /// Claims the lake, commits every table in order, vacuums them
+    /// ([`vacuum`]), then records the versions. `action` says what the
+    /// record calls this run. On a lost claim this run's files are
+    /// deleted. The record names the versions of the `unchanged` tables
+    /// too, so that a rollback to this run restores every table as it was.
     pub async fn commit(
         &self,
         tables: Vec<TableFiles>,
@@ -96,39 +99,44 @@ impl Publication {
         written: &[WrittenFile],
         unchanged: &[DeltaTarget],
     ) -> Result<RunRecord> {
-        let mut current = Vec::with_capacity(tables.len());
-        for table in &tables {
-            current.push(table.target.load().await?);
-        }
+        // Each table's log is read once, all at once: the commit builds on
+        // it and the vacuum on the state the commit returns.
+        let current = futures::future::try_join_all(tables.iter().map(|t| t.target.load())).await?;
         let log = self.log();
-        if let Some(base) = self.base {
-            log.check_settled(base, self.claim_timeout).await?;
-        }
+        let settled = match self.base {
+            Some(base) => log.check_settled(base, self.claim_timeout).await?,
+            None => Settled::Recorded,
+        };
         let seq = self.base.map_or(1, |b| b + 1);
         if let Err(lost) = log.claim(seq, &self.run_id).await {
             self.discard(written).await;
             return Err(lost);
         }
         crate::crash::point(crate::crash::COMMITTING);
-        let mut versions = BTreeMap::new();
-        for target in unchanged {
-            if let Some(version) = target.latest_version().await? {
-                versions.insert(target.name.clone(), version);
-            }
-        }
-        for (table, current) in tables.into_iter().zip(&current) {
-            let version = table
+        let latest =
+            futures::future::try_join_all(unchanged.iter().map(|t| t.latest_version())).await?;
+        let mut versions: BTreeMap<String, u64> = unchanged
+            .iter()
+            .zip(latest)
+            .filter_map(|(target, version)| Some((target.name.clone(), version?)))
+            .collect();
+        let mut committed = Vec::with_capacity(tables.len());
+        for (table, current) in tables.into_iter().zip(current) {
+            let done = table
                 .target
-                .commit(current.as_ref(), table.change, &self.run_id, seq)
+                .commit(current, table.change, &self.run_id, seq)
                 .await?;
             tracing::info!(
-                "{}: {} is at version {version}",
+                "{}: {} is at version {}",
                 self.run_id,
-                table.target.name
+                table.target.name,
+                done.version().unwrap_or(0)
             );
-            versions.insert(table.target.name.clone(), version);
+            committed.push((table.target, done));
             crate::crash::point(crate::crash::BETWEEN_COMMITS);
         }
+        let mode = self.vacuum.mode(seq, settled == Settled::Abandoned);
+        versions.extend(self.vacuum.vacuum_all(committed, mode).await);
         let record = RunRecord {
             seq,
             run_id: self.run_id.clone(),
@@ -138,41 +146,6 @@ impl Publication {
         };
         log.write_record(&record).await?;
         Ok(record)
-    }
-
-    /// Deletes the files of `tables` that no version of their table names
-    /// any more and that were removed longer than `--retain` ago, and files
-    /// no commit ever named (killed runs) of that age. A failure here is a
-    /// warning: the run is published either way.
-    pub async fn remove_expired(&self, targets: &[DeltaTarget]) {
-        for target in targets {
-            if let Err(error) = self.vacuum(target).await {
-                tracing::warn!("{}: old files were kept: {error}", target.name);
-            }
-        }
-    }
-
-    async fn vacuum(&self, target: &DeltaTarget) -> Result<()> {
-        let Some(table) = target.load().await? else {
-            return Ok(());
-        };
-        let retention = chrono::Duration::from_std(self.retain)
-            .map_err(|e| EtlError::Delta(format!("--retain: {e}")))?;
-        let (_, metrics) = table
-            .vacuum()
-            .with_retention_period(retention)
-            .with_enforce_retention_duration(false)
-            .with_mode(deltalake_core::operations::vacuum::VacuumMode::Full)
-            .await
-            .map_err(|e| EtlError::Delta(format!("vacuuming {}: {e}", target.location)))?;
-        if !metrics.files_deleted.is_empty() {
-            tracing::info!(
-                "{}: deleted {} files older than --retain",
-                target.name,
-                metrics.files_deleted.len()
-            );
-        }
-        Ok(())
     }
 
     /// Deletes the files this run wrote into the tables, after it lost the

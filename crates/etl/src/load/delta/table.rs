@@ -149,14 +149,15 @@ impl DeltaTarget {
 
     /// Commits `change` on top of `current` (the version this run read),
     /// with `run_id` in the commitInfo and the run's sequence number `seq`
-    /// as its `txn` version; the version it made.
+    /// as its `txn` version; the table at the version it made, from the
+    /// commit's own state rather than a new read of the log.
     pub async fn commit(
         &self,
-        current: Option<&DeltaTable>,
+        current: Option<DeltaTable>,
         mut change: TableChange,
         run_id: &str,
         seq: u64,
-    ) -> Result<u64> {
+    ) -> Result<DeltaTable> {
         let adds: Vec<Action> = std::mem::take(&mut change.adds)
             .into_iter()
             .map(Action::Add)
@@ -165,13 +166,13 @@ impl DeltaTarget {
             .with_max_retries(0)
             .with_metadata([(RUN_ID_KEY.to_string(), run_id.into())])
             .with_application_transaction(Transaction::new(TXN_APP_ID, seq as i64));
-        let Some(current) = current else {
+        let Some(mut table) = current else {
             return self.create(change, adds, properties).await;
         };
-        self.check_not_committed(current, seq).await?;
+        self.check_not_committed(&table, seq).await?;
+        let snapshot = table.snapshot().map_err(|e| self.error("reading", e))?;
         let mut actions = Vec::with_capacity(adds.len());
         if change.replace {
-            let snapshot = current.snapshot().map_err(|e| self.error("reading", e))?;
             actions.extend(
                 snapshot
                     .log_data()
@@ -189,13 +190,13 @@ impl DeltaTarget {
             partition_by: Some(change.partition_by),
             predicate: None,
         };
-        let snapshot = current.snapshot().map_err(|e| self.error("reading", e))?;
         let done = CommitBuilder::from(properties)
             .with_actions(actions)
-            .build(Some(snapshot), current.log_store(), operation)
+            .build(Some(snapshot), table.log_store(), operation)
             .await
             .map_err(|e| self.error("committing to", e))?;
-        Ok(done.version())
+        table.state = Some(done.snapshot());
+        Ok(table)
     }
 
     /// Stops a commit for lake run `seq` to a table that already took one
@@ -263,7 +264,7 @@ impl DeltaTarget {
         change: TableChange,
         adds: Vec<Action>,
         properties: CommitProperties,
-    ) -> Result<u64> {
+    ) -> Result<DeltaTable> {
         let Some(schema) = change.schema else {
             return Err(EtlError::Delta(format!(
                 "{} has no Delta log",
@@ -278,7 +279,7 @@ impl DeltaTarget {
             .builder()?
             .build_storage()
             .map_err(|e| self.error("opening", e))?;
-        let table = CreateBuilder::new()
+        CreateBuilder::new()
             .with_log_store(log_store)
             .with_table_name(self.name.clone())
             .with_columns(schema.fields().cloned())
@@ -291,8 +292,7 @@ impl DeltaTarget {
             .with_actions(adds)
             .with_commit_properties(properties)
             .await
-            .map_err(|e| self.error("creating", e))?;
-        Ok(table.version().unwrap_or(0))
+            .map_err(|e| self.error("creating", e))
     }
 
     fn error(&self, doing: &str, error: DeltaTableError) -> EtlError {
