@@ -24,14 +24,31 @@ use crate::load::hive;
 use crate::location::Location;
 use crate::storage::Storage;
 
-/// Uploads one task keeps in flight at once. Small partition files are
-/// latency-bound on S3, so many must be in the air to keep a task busy: at
-/// 20 ms a request, 128 uploads move 6,400 small files a second per task.
-const MAX_UPLOADS_IN_FLIGHT: usize = 128;
-/// Bytes of uploads one task keeps in flight at once (one upload of any
-/// size may always start): files of up to the target size (128 MiB by
-/// default) must not pile up in memory behind a slow store.
-const MAX_UPLOAD_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
+/// How much one task uploads at once (one upload of any size may always
+/// start).
+#[derive(Clone, Copy, Debug)]
+struct UploadLimits {
+    files: usize,
+    bytes: usize,
+}
+
+impl UploadLimits {
+    /// Small partition files are latency-bound on S3, so many must be in
+    /// the air to keep a task busy: at 20 ms a request, 128 uploads move
+    /// 6,400 small files a second per task. Files of up to the target size
+    /// (128 MiB by default) must not pile up in memory behind a slow store,
+    /// hence the bytes.
+    const DEFAULT: Self = Self {
+        files: 128,
+        bytes: 256 * 1024 * 1024,
+    };
+
+    /// Whether one more upload of `bytes` must wait for one of the `files`
+    /// uploads of `in_flight` bytes already going.
+    fn must_wait(&self, files: usize, in_flight: usize, bytes: usize) -> bool {
+        files > 0 && (files >= self.files || in_flight + bytes > self.bytes)
+    }
+}
 
 /// Local files written per blocking call ([`crate::local_disk`]), fewer
 /// when they reach [`LOCAL_WRITE_BYTES`] first.
@@ -122,6 +139,7 @@ pub(super) struct PartitionedSink {
     /// The bytes of the uploads in flight (local writes are bounded by
     /// [`LOCAL_WRITES_IN_FLIGHT`] batches instead).
     upload_bytes: usize,
+    upload_limits: UploadLimits,
     written: Vec<WrittenFile>,
     pub(super) metrics: WriterMetrics,
 }
@@ -163,6 +181,7 @@ impl PartitionedSink {
             files_started: 0,
             uploads: JoinSet::new(),
             upload_bytes: 0,
+            upload_limits: UploadLimits::DEFAULT,
             written: Vec::new(),
             metrics,
         })
@@ -355,9 +374,9 @@ impl PartitionedSink {
         bytes: Vec<u8>,
         written: WrittenFile,
     ) -> Result<()> {
-        while !self.uploads.is_empty()
-            && (self.uploads.len() >= MAX_UPLOADS_IN_FLIGHT
-                || self.upload_bytes + bytes.len() > MAX_UPLOAD_BYTES_IN_FLIGHT)
+        while self
+            .upload_limits
+            .must_wait(self.uploads.len(), self.upload_bytes, bytes.len())
         {
             self.collect_one_upload().await?;
         }
@@ -470,8 +489,180 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::StringArray;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use futures::TryStreamExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::super::spec::Clustering;
+
+    /// A store whose puts each wait for a permit, counting the bytes of
+    /// the puts that have started and not finished.
+    #[derive(Debug)]
+    struct HeldPuts {
+        inner: object_store::memory::InMemory,
+        permits: tokio::sync::Semaphore,
+        put_started: tokio::sync::Notify,
+        started: AtomicUsize,
+        in_flight: AtomicUsize,
+        peak: AtomicUsize,
+    }
+
+    impl HeldPuts {
+        fn new() -> Self {
+            Self {
+                inner: object_store::memory::InMemory::new(),
+                permits: tokio::sync::Semaphore::new(0),
+                put_started: tokio::sync::Notify::new(),
+                started: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl std::fmt::Display for HeldPuts {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "HeldPuts")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for HeldPuts {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            let bytes = payload.content_length();
+            let now = self.in_flight.fetch_add(bytes, Ordering::SeqCst) + bytes;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            self.started.fetch_add(1, Ordering::SeqCst);
+            self.put_started.notify_one();
+            self.permits.acquire().await.expect("never closed").forget();
+            self.in_flight.fetch_sub(bytes, Ordering::SeqCst);
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn uploads_in_flight_stay_within_the_byte_bound() {
+        let store = Arc::new(HeldPuts::new());
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "song_id",
+            DataType::Utf8,
+            false,
+        )]));
+        let spec = WriteSpec {
+            table: "songs".into(),
+            location: "s3://lake/songs".into(),
+            partition_by: vec![],
+            sort_by: vec![],
+            clustering: Clustering::ByPartition,
+            target_file_bytes: 1 << 20,
+            attempts: None,
+            file_stats: false,
+        };
+        let metrics = WriterMetrics::new(&ExecutionPlanMetricsSet::new(), 0);
+        let held: Arc<dyn ObjectStore> = Arc::clone(&store) as _;
+        let mut sink = PartitionedSink::try_new(spec, held, schema, false, metrics).unwrap();
+        // Two 40-byte files fit in 100 bytes; a third waits for one of them.
+        sink.upload_limits = UploadLimits {
+            files: 128,
+            bytes: 100,
+        };
+        let uploads = async {
+            for i in 0..6 {
+                let path = Path::from(format!("songs/part-{i}.parquet"));
+                let written = WrittenFile::example("songs", "", 1, 40);
+                sink.start_upload(path, vec![0; 40], written).await?;
+            }
+            sink.finish().await
+        };
+        // Each put is let through once every task ready to run has run, so
+        // puts overlap as far as the sink lets them.
+        let releaser = async {
+            let mut released = 0;
+            loop {
+                store.put_started.notified().await;
+                tokio::task::yield_now().await;
+                let started = store.started.load(Ordering::SeqCst);
+                store.permits.add_permits(started - released);
+                released = started;
+            }
+        };
+        let written = tokio::select! {
+            biased;
+            written = uploads => written.unwrap(),
+            _ = releaser => unreachable!("the releaser never ends"),
+        };
+        assert_eq!(written.len(), 6);
+        assert_eq!(
+            store.peak.load(Ordering::SeqCst),
+            80,
+            "two files in flight, never three"
+        );
+        let stored: Vec<_> = store.inner.list(None).try_collect().await.unwrap();
+        assert_eq!(stored.len(), 6);
+    }
+
+    #[test]
+    fn an_upload_waits_at_either_limit_but_one_always_starts() {
+        let limits = UploadLimits {
+            files: 2,
+            bytes: 100,
+        };
+        assert!(!limits.must_wait(0, 0, 1_000));
+        assert!(!limits.must_wait(1, 40, 60));
+        assert!(limits.must_wait(1, 40, 61));
+        assert!(limits.must_wait(2, 2, 2));
+    }
 
     #[test]
     fn rows_run_together_while_their_partition_directory_stays_the_same() {
