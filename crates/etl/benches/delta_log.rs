@@ -128,7 +128,7 @@ async fn measure(root: &Path, files: usize, interval: u64, runs: u64) -> anyhow:
 /// those our writers report for songs.
 fn change(target: &DeltaTarget, files: usize, run: u64) -> anyhow::Result<TableChange> {
     let root = target.location.object_path();
-    let written: Vec<WrittenFile> = (0..files)
+    let mut written: Vec<WrittenFile> = (0..files)
         .map(|i| {
             let partition = format!("year={}/artist_id=AR{i:016X}", 1950 + i % 70);
             WrittenFile {
@@ -148,7 +148,7 @@ fn change(target: &DeltaTarget, files: usize, run: u64) -> anyhow::Result<TableC
     Ok(TableChange {
         schema: Some(Arc::new(songs_schema())),
         partition_by: vec!["year".into(), "artist_id".into()],
-        adds: target.adds(&written)?,
+        adds: target.adds(&mut written)?,
         replace: true,
     })
 }

@@ -140,7 +140,7 @@ pub async fn write(
         .location
         .object_path()
         .join(format!("part-{run_id}.parquet"));
-    let file = WrittenFile {
+    let mut file = WrittenFile {
         table: INGESTED.to_string(),
         path: path.to_string(),
         partition: String::new(),
@@ -154,7 +154,7 @@ pub async fn write(
         target,
         schema(),
         vec![],
-        std::slice::from_ref(&file),
+        std::slice::from_mut(&mut file),
         replace,
     )?;
     Ok((table, file))

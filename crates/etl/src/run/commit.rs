@@ -42,13 +42,13 @@ impl Run<'_> {
         schema: Arc<Schema>,
         written: &[WrittenFile],
     ) -> Result<TableFiles> {
-        let rejects: Vec<WrittenFile> = written
+        let mut rejects: Vec<WrittenFile> = written
             .iter()
             .filter(|f| f.table.starts_with(publish::DELTA_REJECTS))
             .cloned()
             .collect();
         let target = self.delta_target(publish::DELTA_REJECTS);
-        TableFiles::written(target, schema, vec![], &rejects, false)
+        TableFiles::written(target, schema, vec![], &mut rejects, false)
     }
 
     /// Step 4 (Parquet): report next to the tables, then commit.
@@ -134,7 +134,8 @@ impl Run<'_> {
                 self.delta_target(&publish::staged_table(kind)),
                 kind.staged_schema(),
                 vec![STATUS.to_string()],
-                files,
+                // A file per staging task: the copy costs nothing.
+                &mut files.to_vec(),
                 scope.full,
             )?);
         }

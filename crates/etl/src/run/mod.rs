@@ -189,7 +189,7 @@ async fn build_and_publish(
     let mut tables = Vec::new();
     let mut charts = Vec::new();
     let mut delta_tables = Vec::new();
-    for (job, (report, files, schema)) in jobs.iter().zip(written) {
+    for (job, (report, mut files, schema)) in jobs.iter().zip(written) {
         let table = job.table;
         charts.extend(
             table
@@ -205,7 +205,7 @@ async fn build_and_publish(
                 target,
                 schema,
                 partition_by,
-                &files,
+                &mut files,
                 job.replace,
             )?);
         }

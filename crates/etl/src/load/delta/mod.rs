@@ -50,12 +50,13 @@ pub struct TableFiles {
 
 impl TableFiles {
     /// `files`, written by a run into `target`, as a change that adds them
-    /// (replacing the table's contents when `replace`).
+    /// (replacing the table's contents when `replace`); their statistics
+    /// move into the change.
     pub fn written(
         target: DeltaTarget,
         schema: Arc<datafusion::arrow::datatypes::Schema>,
         partition_by: Vec<String>,
-        files: &[WrittenFile],
+        files: &mut [WrittenFile],
         replace: bool,
     ) -> Result<Self> {
         let adds = target.adds(files)?;

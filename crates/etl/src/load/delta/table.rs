@@ -252,10 +252,15 @@ impl DeltaTarget {
         Ok(Some(files))
     }
 
-    /// The Add actions of files a run wrote into this table.
-    pub fn adds(&self, files: &[WrittenFile]) -> Result<Vec<Add>> {
+    /// The Add actions of files a run wrote into this table. Each file's
+    /// statistics move into its action: at a million files they are
+    /// hundreds of megabytes, needed once.
+    pub fn adds(&self, files: &mut [WrittenFile]) -> Result<Vec<Add>> {
         let root = self.location.object_path();
-        files.iter().map(|file| add_action(&root, file)).collect()
+        files
+            .iter_mut()
+            .map(|file| add_action(&root, file))
+            .collect()
     }
 
     /// Version 0: the table's schema and partition columns, and the run's files.
@@ -305,7 +310,7 @@ impl DeltaTarget {
 
 /// The Add action of one written file: its path relative to the table as
 /// a URI, its partition values from its directory, and its statistics.
-fn add_action(table_root: &object_store::path::Path, file: &WrittenFile) -> Result<Add> {
+fn add_action(table_root: &object_store::path::Path, file: &mut WrittenFile) -> Result<Add> {
     let relative = file
         .path
         .strip_prefix(table_root.as_ref())
@@ -325,7 +330,7 @@ fn add_action(table_root: &object_store::path::Path, file: &WrittenFile) -> Resu
         size: file.bytes as i64,
         modification_time: chrono::Utc::now().timestamp_millis(),
         data_change: true,
-        stats: (!file.stats.is_empty()).then(|| file.stats.clone()),
+        stats: Some(std::mem::take(&mut file.stats)).filter(|stats| !stats.is_empty()),
         tags: None,
         deletion_vector: None,
         base_row_id: None,
@@ -370,17 +375,21 @@ mod tests {
 
     #[test]
     fn an_add_names_its_file_relative_to_the_table_as_a_uri() {
-        let file = WrittenFile {
+        let mut file = WrittenFile {
             path: "out/songs/year=0/artist_id=AR%2FX/part-a1-00000.parquet".into(),
             partition: "year=0/artist_id=AR%2FX".into(),
             stats: r#"{"numRecords":1}"#.into(),
             ..WrittenFile::example("songs", "", 1, 10)
         };
-        let add = add_action(&"out/songs".into(), &file).unwrap();
+        let add = add_action(&"out/songs".into(), &mut file).unwrap();
         assert_eq!(add.path, "year=0/artist_id=AR%252FX/part-a1-00000.parquet");
         assert_eq!(add.partition_values["year"].as_deref(), Some("0"));
         assert_eq!(add.partition_values["artist_id"].as_deref(), Some("AR/X"));
         assert_eq!(add.stats.as_deref(), Some(r#"{"numRecords":1}"#));
+        assert!(
+            file.stats.is_empty(),
+            "the statistics moved into the action"
+        );
         assert_eq!(add.size, 10);
     }
 }

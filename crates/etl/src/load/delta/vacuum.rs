@@ -59,7 +59,7 @@ impl VacuumPolicy {
         let vacuums = committed.into_iter().map(|(target, table)| {
             let mode = mode.clone();
             async move {
-                let committed = table.version().unwrap_or(0) as u64;
+                let committed = table.version().unwrap_or(0);
                 let version = match self.vacuum(&target, table, mode).await {
                     Ok(version) => version,
                     Err(error) => {
@@ -100,7 +100,7 @@ impl VacuumPolicy {
                 metrics.files_deleted.len()
             );
         }
-        Ok(table.version().unwrap_or(0) as u64)
+        Ok(table.version().unwrap_or(0))
     }
 }
 
