@@ -23,6 +23,7 @@ mod format;
 mod names;
 mod sink;
 mod spec;
+mod upload;
 mod written;
 
 pub use exec::ParquetWriterExec;
