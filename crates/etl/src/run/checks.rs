@@ -2,10 +2,7 @@
 //! many rejects, a table that would be empty, repeated staged records, and
 //! row counts that disagree with the writers' reports.
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::{Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::Schema;
 use datafusion::common::cast::as_int64_array;
 use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
@@ -13,13 +10,12 @@ use datafusion::prelude::{DataFrame, col, lit};
 use futures::future::try_join_all;
 
 use crate::error::{EtlError, Result};
-use crate::load::writer::WrittenFile;
-use crate::report::{InputReport, TableReport};
+use crate::report::InputReport;
 use crate::schema::{InputKind, RECORD_ID};
 use crate::tables::Staged;
 
 use super::steps::Run;
-use super::table_jobs::TableJob;
+use super::table_jobs::{TableJob, WrittenTable};
 
 impl Run<'_> {
     /// Stops the run when an input has more rejects than `--max-rejects`
@@ -175,13 +171,13 @@ impl Run<'_> {
     pub(super) async fn checked(
         &self,
         jobs: &[TableJob<'_>],
-        written: Vec<(TableReport, Vec<WrittenFile>, Arc<Schema>)>,
+        written: Vec<WrittenTable>,
         expected_rows: &[u64],
-    ) -> Result<Vec<(TableReport, Vec<WrittenFile>, Arc<Schema>)>> {
+    ) -> Result<Vec<WrittenTable>> {
         let mut checked = Vec::with_capacity(written.len());
         for ((job, expected), first) in jobs.iter().zip(expected_rows).zip(written) {
             let table = job.table;
-            if first.0.rows == *expected {
+            if first.report.rows == *expected {
                 checked.push(first);
                 continue;
             }
@@ -190,13 +186,13 @@ impl Run<'_> {
             tracing::error!(
                 "{}: the writers reported {} rows where the staged records give {expected}; writing it again",
                 table.name,
-                first.0.rows
+                first.report.rows
             );
-            let again = self.write_table(table, &job.staged).await?;
-            if again.0.rows != *expected {
+            let again = self.write_table(job).await?;
+            if again.report.rows != *expected {
                 return Err(EtlError::RowCount {
                     table: table.name,
-                    written: again.0.rows,
+                    written: again.report.rows,
                     expected: *expected,
                 });
             }

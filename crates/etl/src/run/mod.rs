@@ -48,7 +48,6 @@ use futures::future::try_join_all;
 use crate::crash;
 use crate::error::Result;
 use crate::load::TableFormat;
-use crate::load::delta::TableFiles;
 use crate::load::lake_log::{LakeLog, Lease};
 use crate::load::publish;
 use crate::load::writer::WrittenFile;
@@ -179,37 +178,24 @@ async fn build_and_publish(
         .iter()
         .find(|job| job.table.name == songplays::TABLE.name);
     let (written, plays_per_user) = futures::try_join!(
-        try_join_all(
-            jobs.iter()
-                .map(|job| run.write_table(job.table, &job.staged))
-        ),
+        try_join_all(jobs.iter().map(|job| run.write_table(job))),
         run.plays_per_user(plays.map(|job| &job.staged)),
     )?;
     let written = run.checked(&jobs, written, &expected_rows).await?;
     let mut tables = Vec::new();
     let mut charts = Vec::new();
     let mut delta_tables = Vec::new();
-    for (job, (report, mut files, schema)) in jobs.iter().zip(written) {
+    for (job, written) in jobs.iter().zip(written) {
         let table = job.table;
         charts.extend(
             table
                 .charts
                 .iter()
-                .map(|chart| chart.draw(table.name, &files)),
+                .map(|chart| chart.draw(table.name, &written.files)),
         );
-        tables.push(report);
-        if config.table_format == TableFormat::Delta {
-            let partition_by = table.partition_by.iter().map(|c| c.to_string()).collect();
-            let target = run.delta_target(table.name);
-            delta_tables.push(TableFiles::written(
-                target,
-                schema,
-                partition_by,
-                &mut files,
-                job.replace,
-            )?);
-        }
-        committed.extend(files);
+        tables.push(written.report);
+        delta_tables.extend(written.delta);
+        committed.extend(written.files);
     }
     if let (TableFormat::Delta, Some(schema)) = (config.table_format, rejects_schema) {
         delta_tables.push(run.rejects_table(schema, &committed)?);

@@ -10,8 +10,9 @@
 use std::sync::Arc;
 
 use comfy_table::Table;
-use deltalake_core::kernel::Add;
+use deltalake_core::kernel::{Action, Add};
 
+use super::log_entry::LogLines;
 use super::table::{DeltaTarget, TableChange};
 use super::{Publication, TableFiles};
 use crate::error::{EtlError, Result};
@@ -97,23 +98,23 @@ pub async fn roll_back(
 }
 
 /// The Add actions of `target` at `version`, marked as new data.
-async fn files_at(target: &DeltaTarget, version: u64) -> Result<Vec<Add>> {
+async fn files_at(target: &DeltaTarget, version: u64) -> Result<LogLines> {
     let table = target.load_version(version).await?;
     let snapshot = table
         .snapshot()
         .map_err(|e| EtlError::Delta(format!("reading {}: {e}", target.location)))?;
     // delta-rs would have us read Arrow arrays instead; a rollback needs
     // whole Add actions to commit again, which this conversion gives.
-    #[allow(deprecated)]
-    let adds = snapshot
-        .log_data()
-        .iter()
-        .map(|file| Add {
+    let mut adds = LogLines::default();
+    for file in snapshot.log_data().iter() {
+        #[allow(deprecated)]
+        let add = Add {
             data_change: true,
             modification_time: chrono::Utc::now().timestamp_millis(),
             ..file.add_action()
-        })
-        .collect();
+        };
+        adds.push(&Action::Add(add))?;
+    }
     Ok(adds)
 }
 

@@ -23,6 +23,7 @@
 //! the next run replaces them all. See `docs/commit-protocol.md`.
 
 pub mod history;
+pub mod log_entry;
 pub mod stats;
 pub mod table;
 pub mod vacuum;

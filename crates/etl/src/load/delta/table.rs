@@ -10,23 +10,26 @@ use std::collections::HashMap;
 use std::sync::{Arc, Once};
 
 use datafusion::arrow::datatypes::Schema;
-use deltalake_core::TableProperty;
 use deltalake_core::errors::DeltaTableError;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{Action, Add, StructType, Transaction};
+use deltalake_core::kernel::transaction::CommitData;
+use deltalake_core::kernel::{
+    Action, Add, MetadataExt, Protocol, StructType, Transaction, new_metadata,
+};
 use deltalake_core::logstore::{
     LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
 };
-use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
-use deltalake_core::{DeltaTable, DeltaTableBuilder};
+use deltalake_core::table::config::TablePropertiesExt;
+use deltalake_core::table::state::DeltaTableState;
+use deltalake_core::{DeltaTable, DeltaTableBuilder, TableProperty, checkpoints};
 use futures::StreamExt;
 use object_store::ObjectStore;
 use url::Url;
 
 use super::super::hive;
 use super::super::writer::WrittenFile;
+use super::log_entry::{self, LogLines};
 use crate::error::{EtlError, Result};
 use crate::location::Location;
 
@@ -57,6 +60,11 @@ const PATH_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
     .remove(b'_')
     .remove(b'.');
 
+/// A commit's actions: those before its files (a new table's protocol and
+/// metadata), the Removes of a replacement, and the operation its
+/// commitInfo names.
+type Commit = (Vec<Action>, LogLines, DeltaOperation);
+
 /// A table's folder in the lake.
 #[derive(Clone)]
 pub struct DeltaTarget {
@@ -73,7 +81,8 @@ pub struct TableChange {
     /// them: needed only when the table is created.
     pub schema: Option<Arc<Schema>>,
     pub partition_by: Vec<String>,
-    pub adds: Vec<Add>,
+    /// The Add actions of its files, serialized ([`DeltaTarget::adds`]).
+    pub adds: LogLines,
     /// Remove every file of the current version (a full rebuild) or only add.
     pub replace: bool,
 }
@@ -149,54 +158,133 @@ impl DeltaTarget {
 
     /// Commits `change` on top of `current` (the version this run read),
     /// with `run_id` in the commitInfo and the run's sequence number `seq`
-    /// as its `txn` version; the table at the version it made, from the
-    /// commit's own state rather than a new read of the log.
+    /// as its `txn` version, as the next version of the table
+    /// ([`log_entry`]); the table read forward to the version it made.
     pub async fn commit(
         &self,
         current: Option<DeltaTable>,
-        mut change: TableChange,
+        change: TableChange,
         run_id: &str,
         seq: u64,
     ) -> Result<DeltaTable> {
-        let adds: Vec<Action> = std::mem::take(&mut change.adds)
-            .into_iter()
-            .map(Action::Add)
-            .collect();
-        let properties = CommitProperties::default()
-            .with_max_retries(0)
-            .with_metadata([(RUN_ID_KEY.to_string(), run_id.into())])
-            .with_application_transaction(Transaction::new(TXN_APP_ID, seq as i64));
-        let Some(mut table) = current else {
-            return self.create(change, adds, properties).await;
+        let mut table = match current {
+            Some(table) => {
+                self.check_not_committed(&table, seq).await?;
+                table
+            }
+            None => self
+                .builder()?
+                .build()
+                .map_err(|e| self.error("opening", e))?,
         };
-        self.check_not_committed(&table, seq).await?;
-        let snapshot = table.snapshot().map_err(|e| self.error("reading", e))?;
-        let mut actions = Vec::with_capacity(adds.len());
+        let version = table.version().map_or(0, |v| v + 1);
+        let (declarations, removes, operation) = match table.state {
+            None => self.creation(&table, &change)?,
+            Some(ref state) => self.replacement(state, &change)?,
+        };
+        let header = CommitData::new(
+            declarations,
+            operation,
+            [(RUN_ID_KEY.to_string(), run_id.into())].into(),
+            vec![Transaction::new(TXN_APP_ID, seq as i64)],
+        );
+        log_entry::write(
+            table.log_store().as_ref(),
+            version,
+            &header,
+            [removes, change.adds],
+        )
+        .await?;
+        table
+            .update_incremental(Some(version))
+            .await
+            .map_err(|e| self.error(&format!("reading version {version} of"), e))?;
+        self.maintain_log(&table, version).await;
+        Ok(table)
+    }
+
+    /// Version 0 of a new table: its protocol (reader 1, writer 2: no
+    /// table features) and metadata (schema, partition columns, our
+    /// checkpoint interval), as delta-rs's `CreateBuilder` declares them.
+    fn creation(&self, table: &DeltaTable, change: &TableChange) -> Result<Commit> {
+        let Some(schema) = &change.schema else {
+            return Err(EtlError::Delta(format!(
+                "{} has no Delta log",
+                self.location
+            )));
+        };
+        let schema: StructType = schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| self.error("declaring the schema of", e.into()))?;
+        let configuration = [(
+            TableProperty::CheckpointInterval.as_ref(),
+            CHECKPOINT_INTERVAL.to_string(),
+        )];
+        let metadata = new_metadata(&schema, &change.partition_by, configuration)
+            .map_err(|e| self.error("declaring the metadata of", e.into()))?
+            .with_name(self.name.clone())
+            .map_err(|e| self.error("naming", e.into()))?;
+        let protocol: Protocol = serde_json::from_value(
+            serde_json::json!({"minReaderVersion": 1, "minWriterVersion": 2}),
+        )
+        .map_err(|e| self.error("declaring the protocol of", e.into()))?;
+        let operation = DeltaOperation::Create {
+            mode: SaveMode::ErrorIfExists,
+            location: table.log_store().root_url().clone(),
+            protocol: protocol.clone(),
+            metadata: metadata.clone(),
+        };
+        let declarations = vec![Action::Protocol(protocol), Action::Metadata(metadata)];
+        Ok((declarations, LogLines::default(), operation))
+    }
+
+    /// A change to an existing table: a Remove for each of its current
+    /// files when the change replaces them.
+    fn replacement(&self, state: &DeltaTableState, change: &TableChange) -> Result<Commit> {
+        let mut removes = LogLines::default();
         if change.replace {
-            actions.extend(
-                snapshot
-                    .log_data()
-                    .iter()
-                    .map(|file| Action::Remove(file.remove_action(true))),
-            );
+            for file in state.log_data().iter() {
+                removes.push(&Action::Remove(file.remove_action(true)))?;
+            }
         }
-        actions.extend(adds);
         let operation = DeltaOperation::Write {
             mode: if change.replace {
                 SaveMode::Overwrite
             } else {
                 SaveMode::Append
             },
-            partition_by: Some(change.partition_by),
+            partition_by: Some(change.partition_by.clone()),
             predicate: None,
         };
-        let done = CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(Some(snapshot), table.log_store(), operation)
-            .await
-            .map_err(|e| self.error("committing to", e))?;
-        table.state = Some(done.snapshot());
-        Ok(table)
+        Ok((Vec::new(), removes, operation))
+    }
+
+    /// What delta-rs does after each of its commits: a checkpoint every
+    /// `delta.checkpointInterval` versions and, with it, the deletion of
+    /// log entries older than the log retention. A failure leaves the
+    /// commit as it is, with a warning: readers replay more of the log
+    /// until the next checkpoint.
+    async fn maintain_log(&self, table: &DeltaTable, version: u64) {
+        let Ok(state) = table.snapshot() else {
+            return;
+        };
+        let config = state.table_config();
+        if version == 0 || !(version + 1).is_multiple_of(config.checkpoint_interval().get()) {
+            return;
+        }
+        let done = match checkpoints::create_checkpoint(table, None).await {
+            Ok(()) if config.enable_expired_log_cleanup() => {
+                checkpoints::cleanup_metadata(table, None).await.map(|_| ())
+            }
+            other => other,
+        };
+        if let Err(error) = done {
+            tracing::warn!(
+                "{}: version {version} is committed; its checkpoint or the log cleanup failed: {error}",
+                self.location
+            );
+        }
     }
 
     /// Stops a commit for lake run `seq` to a table that already took one
@@ -252,52 +340,16 @@ impl DeltaTarget {
         Ok(Some(files))
     }
 
-    /// The Add actions of files a run wrote into this table. Each file's
-    /// statistics move into its action: at a million files they are
-    /// hundreds of megabytes, needed once.
-    pub fn adds(&self, files: &mut [WrittenFile]) -> Result<Vec<Add>> {
+    /// The Add actions of files a run wrote into this table, as lines of
+    /// its log entry. Each file's statistics move into its line: at a
+    /// million files they are hundreds of megabytes, needed once.
+    pub fn adds(&self, files: &mut [WrittenFile]) -> Result<LogLines> {
         let root = self.location.object_path();
-        files
-            .iter_mut()
-            .map(|file| add_action(&root, file))
-            .collect()
-    }
-
-    /// Version 0: the table's schema and partition columns, and the run's files.
-    async fn create(
-        &self,
-        change: TableChange,
-        adds: Vec<Action>,
-        properties: CommitProperties,
-    ) -> Result<DeltaTable> {
-        let Some(schema) = change.schema else {
-            return Err(EtlError::Delta(format!(
-                "{} has no Delta log",
-                self.location
-            )));
-        };
-        let schema: StructType = schema
-            .as_ref()
-            .try_into_kernel()
-            .map_err(|e| self.error("declaring the schema of", e.into()))?;
-        let log_store = self
-            .builder()?
-            .build_storage()
-            .map_err(|e| self.error("opening", e))?;
-        CreateBuilder::new()
-            .with_log_store(log_store)
-            .with_table_name(self.name.clone())
-            .with_columns(schema.fields().cloned())
-            .with_partition_columns(change.partition_by)
-            .with_configuration_property(
-                TableProperty::CheckpointInterval,
-                Some(CHECKPOINT_INTERVAL.to_string()),
-            )
-            .with_save_mode(SaveMode::ErrorIfExists)
-            .with_actions(adds)
-            .with_commit_properties(properties)
-            .await
-            .map_err(|e| self.error("creating", e))
+        let mut lines = LogLines::default();
+        for file in files {
+            lines.push(&Action::Add(add_action(&root, file)?))?;
+        }
+        Ok(lines)
     }
 
     fn error(&self, doing: &str, error: DeltaTableError) -> EtlError {
@@ -371,7 +423,127 @@ impl LogStoreFactory for ConditionalPutLogStores {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use object_store::local::LocalFileSystem;
+
     use super::*;
+
+    fn target(dir: &std::path::Path) -> DeltaTarget {
+        DeltaTarget {
+            name: "users".into(),
+            location: Location::parse(&dir.to_string_lossy()).unwrap(),
+            store: Arc::new(LocalFileSystem::new()),
+        }
+    }
+
+    /// A change of `files` one-row files in partition `level=free`.
+    fn change(target: &DeltaTarget, run: u64, files: usize, replace: bool) -> TableChange {
+        let root = target.location.object_path();
+        let mut written: Vec<WrittenFile> = (0..files)
+            .map(|i| WrittenFile {
+                path: format!("{root}/level=free/part-r{run}-{i:05}.parquet"),
+                stats: r#"{"numRecords":1}"#.into(),
+                ..WrittenFile::example("users", "level=free", 1, 10)
+            })
+            .collect();
+        TableChange {
+            schema: Some(Arc::new(Schema::new(vec![
+                Field::new("user_id", DataType::Int64, false),
+                Field::new("level", DataType::Utf8, true),
+            ]))),
+            partition_by: vec!["level".into()],
+            adds: target.adds(&mut written).unwrap(),
+            replace,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_table_is_declared_in_its_first_commit_with_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        let table = target
+            .commit(None, change(&target, 1, 3, true), "run-1", 1)
+            .await
+            .unwrap();
+        assert_eq!(table.version(), Some(0));
+        let read = target.load().await.unwrap().expect("a table");
+        let state = read.snapshot().unwrap();
+        assert_eq!(state.log_data().num_files(), 3);
+        assert_eq!(state.metadata().name(), Some("users"));
+        assert_eq!(state.metadata().partition_columns(), &["level".to_string()]);
+        assert_eq!(
+            state.table_config().checkpoint_interval().get(),
+            CHECKPOINT_INTERVAL
+        );
+        assert_eq!(state.protocol().min_reader_version(), 1);
+        assert_eq!(state.protocol().min_writer_version(), 2);
+        let info = read.history(Some(1)).next().await.unwrap().unwrap();
+        assert_eq!(info.operation.as_deref(), Some("CREATE TABLE"));
+        assert_eq!(info.info[RUN_ID_KEY], "run-1");
+    }
+
+    #[tokio::test]
+    async fn a_commit_never_overwrites_a_version_another_writer_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        target
+            .commit(None, change(&target, 1, 1, true), "run-1", 1)
+            .await
+            .unwrap();
+        let late = target
+            .commit(None, change(&target, 2, 2, true), "run-2", 2)
+            .await;
+        assert!(
+            matches!(late, Err(EtlError::ConcurrentRun(_))),
+            "{:?}",
+            late.err()
+        );
+        let read = target.load().await.unwrap().expect("a table");
+        assert_eq!(read.snapshot().unwrap().log_data().num_files(), 1);
+    }
+
+    #[tokio::test]
+    async fn replacements_remove_every_current_file_and_checkpoint_every_tenth_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        let mut table = target
+            .commit(None, change(&target, 0, 2, true), "run-0", 1)
+            .await
+            .unwrap();
+        for run in 1..CHECKPOINT_INTERVAL {
+            let files = 1 + run as usize % 3;
+            table = target
+                .commit(
+                    Some(table),
+                    change(&target, run, files, true),
+                    "run",
+                    run + 1,
+                )
+                .await
+                .unwrap();
+            assert_eq!(table.snapshot().unwrap().log_data().num_files(), files);
+        }
+        let last = CHECKPOINT_INTERVAL - 1;
+        assert_eq!(table.version(), Some(last));
+        let checkpoint = dir
+            .path()
+            .join(format!("_delta_log/{last:020}.checkpoint.parquet"));
+        assert!(checkpoint.exists(), "no checkpoint at version {last}");
+        let read = target.load().await.unwrap().expect("a table");
+        let mut paths: Vec<String> = read
+            .snapshot()
+            .unwrap()
+            .log_data()
+            .iter()
+            .map(|file| file.path().to_string())
+            .collect();
+        paths.sort();
+        let wanted = 1 + last as usize % 3;
+        let expected: Vec<String> = (0..wanted)
+            .map(|i| format!("level=free/part-r{last}-{i:05}.parquet"))
+            .collect();
+        assert_eq!(paths, expected);
+    }
 
     #[test]
     fn an_add_names_its_file_relative_to_the_table_as_a_uri() {
