@@ -228,8 +228,10 @@ fn int64_column<'a>(batch: &'a RecordBatch, name: &str, what: &str) -> Result<&'
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
-    use datafusion::arrow::datatypes::{DataType, Field};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::execution::context::SessionContext;
 
     async fn repeated_ids(ids: Vec<i64>) -> i64 {
