@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use crate::error::{EtlError, Result};
 use crate::extract::listing::{InputFile, InputListing, check_keys_distinct};
 use crate::load::ingested::{self, INGESTED, Ingested};
-use crate::load::lake_log::LakeLog;
+use crate::load::lake_log::{LakeLog, Settled};
 use crate::load::publish::staged_table;
 use crate::load::writer::WrittenFile;
 use crate::schema::InputKind;
@@ -98,11 +98,10 @@ impl Run<'_> {
         }
         let store = self.store(&self.config.output)?;
         let log = LakeLog::new(store, &self.config.output);
+        // Fails while the claim is young: that run may still commit.
         if let Some(base) = base
-            && log.record(base).await?.is_none()
+            && log.check_settled(base, self.config.claim_timeout).await? == Settled::Abandoned
         {
-            // Fails while the claim is young: that run may still commit.
-            log.check_settled(base, self.config.claim_timeout).await?;
             tracing::warn!(
                 "lake run {base} never finished its commits: this run rebuilds every table"
             );

@@ -14,8 +14,7 @@
 use bytes::Bytes;
 use deltalake_core::kernel::Action;
 use deltalake_core::kernel::transaction::CommitData;
-use deltalake_core::logstore::LogStore;
-use object_store::path::Path;
+use deltalake_core::logstore::{LogStore, commit_uri_from_version};
 use object_store::{PutMode, PutOptions, PutPayload};
 
 use crate::error::{EtlError, Result};
@@ -28,7 +27,6 @@ pub struct LogLines {
     /// Each closed chunk, compressed, with its length as JSON.
     chunks: Vec<(Vec<u8>, usize)>,
     open: Vec<u8>,
-    count: usize,
 }
 
 /// Lines go into a chunk until it holds this much; a chunk is allocated
@@ -49,20 +47,10 @@ impl LogLines {
         self.open.push(b'\n');
         serde_json::to_writer(&mut self.open, action)
             .map_err(|e| EtlError::Delta(format!("serializing a Delta log action: {e}")))?;
-        self.count += 1;
         if self.open.len() >= CHUNK {
             self.close_chunk()?;
         }
         Ok(())
-    }
-
-    /// How many actions the lines hold.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     /// Compresses the open chunk; the next line opens a new one.
@@ -95,7 +83,9 @@ impl LogLines {
 /// actions (commitInfo first, then the protocol and metadata of a new
 /// table, then the `txn`), followed by `parts` in order. Put-if-absent, as
 /// delta-rs's own log store for S3 and local disk commits: a version that
-/// exists already is an error, never overwritten.
+/// exists already is an error, never overwritten. delta-rs's own
+/// `LogStore::write_commit_entry` takes the entry as one buffer, the copy
+/// this module exists to avoid.
 pub async fn write(
     log_store: &dyn LogStore,
     version: u64,
@@ -110,7 +100,7 @@ pub async fn write(
         payload.extend(part.into_json()?);
     }
     let payload = PutPayload::from_iter(payload);
-    let path = Path::from(format!("_delta_log/{version:020}.json"));
+    let path = commit_uri_from_version(Some(version));
     let options = PutOptions {
         mode: PutMode::Create,
         ..Default::default()
@@ -159,7 +149,6 @@ mod tests {
         for name in [long.as_str(), long.as_str(), "short"] {
             lines.push(&remove(name)).unwrap();
         }
-        assert_eq!(lines.len(), 3);
         let (held, json) = &lines.chunks[0];
         assert!(
             *json > CHUNK && held.len() < json / 100,

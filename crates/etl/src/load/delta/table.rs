@@ -206,6 +206,10 @@ impl DeltaTarget {
     /// Version 0 of a new table: its protocol (reader 1, writer 2: no
     /// table features) and metadata (schema, partition columns, our
     /// checkpoint interval), as delta-rs's `CreateBuilder` declares them.
+    /// `CreateBuilder` also raises the protocol for table properties that
+    /// need a table feature (change data feed, deletion vectors, ...);
+    /// the one property set here needs none, so a new property that does
+    /// must raise `protocol` here too.
     fn creation(&self, table: &DeltaTable, change: &TableChange) -> Result<Commit> {
         let Some(schema) = &change.schema else {
             return Err(EtlError::Delta(format!(
