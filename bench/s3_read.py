@@ -8,9 +8,11 @@ server directly and once through our fault-proxy (crates/fault-proxy) adding a f
 latency to every request (20 ms by default). Per mode it prints the seconds
 `submit --explain` takes (start-up, listing the input, planning; no job
 runs), the seconds the `stage songs` job takes (every song file fetched and
-decoded by the scan tasks, 64 fetches in flight per task), the seconds
+decoded by the scan tasks, up to 256 fetches in flight per task), the seconds
 the songs table's job takes (its writers' uploads go to S3 with
-`--s3-output`), the whole run, and the requests the proxy saw.
+`--s3-output`), the whole run, the CPU seconds of our processes and of the
+S3 server over the mode (they share the machine's cores), and the requests
+the proxy saw.
 
     python3 bench/s3_read.py                      # release submit if built, else debug
     python3 bench/s3_read.py --latency-ms 50 --submit /path/to/submit
@@ -38,6 +40,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -90,13 +93,23 @@ def run_report(output, store_endpoint, table_format):
     return json.loads(read(f"_runs/{run}/_report.json"))
 
 
-def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs, table_format, extra):
+def children_cpu_seconds():
+    """User and system CPU of this script's children that have ended."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_mode(name, submit, endpoints, output, store, store_endpoint, cluster_logs, table_format, extra):
     """One run of `submit`, each process talking to S3 through its own
     endpoint in `endpoints` (`client`, and `executor-<i>` on a cluster);
     `output` is a local folder or an s3:// bucket, read back from
     `store_endpoint`. On a cluster (`cluster_logs` is its log folder) the
     scheduler and two executors of one vcore each start for the mode;
-    `extra` goes to `submit` as it is."""
+    `extra` goes to `submit` as it is. Besides the times, the CPU seconds
+    of our processes (explain and run, and on a cluster its scheduler and
+    executors, all ended by the mode's end) and of the S3 server over the
+    mode: the server shares the machine's two cores with the run."""
+    ours, served = children_cpu_seconds(), cpu_seconds(store.pid)
     env = {"PATH": os.environ["PATH"], "AWS_ENDPOINT_URL": endpoints["client"], **CREDENTIALS}
     args = [submit, "--quiet", "--table-format", table_format, "--input", "s3://lake/input",
             "--output", str(output), *extra]
@@ -108,6 +121,7 @@ def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs, tabl
             args += ["--scheduler", f"127.0.0.1:{cluster.port}"]
         explain = timed([*args, "--explain"], env)
         run = timed(args, env)
+    ours, served = children_cpu_seconds() - ours, cpu_seconds(store.pid) - served
     report = run_report(output, store_endpoint, table_format)
     stage = next(j for j in report["jobs"] if j["job"] == "stage songs")
     songs = next(i for i in report["inputs"] if i["input"] == "songs")
@@ -116,7 +130,7 @@ def run_mode(name, submit, endpoints, output, store_endpoint, cluster_logs, tabl
     table = next(t for t in report["tables"] if t["table"] == "songs")
     return {"mode": name, "song files": songs["files"], "explain s": explain,
             "stage songs s": round(stage["seconds"], 2), "songs table s": round(table["seconds"], 2),
-            "run s": run}
+            "run s": run, "ours cpu s": round(ours, 1), "store cpu s": round(served, 1)}
 
 
 def cpu_seconds(pid):
@@ -173,6 +187,9 @@ def main():
     parser.add_argument("--cluster", action="store_true", help="on a scheduler and two executors")
     parser.add_argument("--table-format", choices=["delta", "parquet"], default="delta",
                         help="submit --table-format (default delta)")
+    parser.add_argument("--store-dir", default=None, type=Path,
+                        help="where the bench's working folder (s3s-fs's store, the logs) is made (default: "
+                             "the system's temporary folder; /dev/shm keeps the server's file work in memory)")
     parser.add_argument("--submit-arg", action="append", default=[], metavar="ARG",
                         help="one more argument for submit, as --submit-arg=--full-vacuum-every=1 (repeatable)")
     args = parser.parse_args()
@@ -183,7 +200,7 @@ def main():
     # One proxy per process that talks to S3, so each proxy's counts are its process's.
     processes = ["client", "executor-0", "executor-1"] if args.cluster else ["client"]
 
-    with tempfile.TemporaryDirectory() as work, contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory(dir=args.store_dir) as work, contextlib.ExitStack() as stack:
         work = Path(work)
         stop = lambda process: stack.callback(lambda: (process.terminate(), process.wait()))
         buckets = ["out-direct", "out-latency"] if args.s3_output else []
@@ -197,20 +214,18 @@ def main():
         output = (lambda mode: f"s3://out-{mode}") if args.s3_output else (lambda mode: work / mode)
         logs = (lambda mode: work / f"cluster-{mode}") if args.cluster else (lambda mode: None)
         direct = {name: store_endpoint for name in processes}
-        results = [run_mode("direct", submit, direct, output("direct"), store_endpoint, logs("direct"),
+        results = [run_mode("direct", submit, direct, output("direct"), store, store_endpoint, logs("direct"),
                             args.table_format, args.submit_arg)]
         mode = f"latency-{args.latency_ms}ms"
-        results.append(run_mode(mode, submit, proxies, output("latency"), store_endpoint, logs("latency"),
+        results.append(run_mode(mode, submit, proxies, output("latency"), store, store_endpoint, logs("latency"),
                                 args.table_format, args.submit_arg))
         for name, endpoint in proxies.items():
             stats = json.loads(get(endpoint, "_proxy/stats"))
             cpu = cpu_seconds(proxy_pids[name])
             results.append({"mode": f"  {name}", **{k: stats[k] for k in IN_FLIGHT}, "proxy cpu s": cpu})
-        # The S3 server shares the machine's cores with the run.
-        results.append({"mode": f"  {args.server}", "store cpu s": cpu_seconds(store.pid)})
 
-    columns = ["mode", "song files", "explain s", "stage songs s", "songs table s", "run s", *IN_FLIGHT,
-               "proxy cpu s", "store cpu s"]
+    columns = ["mode", "song files", "explain s", "stage songs s", "songs table s", "run s", "ours cpu s",
+               "store cpu s", *IN_FLIGHT, "proxy cpu s"]
     where = (f"{'cluster' if args.cluster else 'in-process'}, {args.table_format} output to "
              f"{'S3' if args.s3_output else 'local disk'}{''.join(' ' + a for a in args.submit_arg)}")
     print(f"submit: {submit}, store: {args.server}, {where}")

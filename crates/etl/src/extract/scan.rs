@@ -28,7 +28,8 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
     PlanProperties, SendableRecordBatchStream,
 };
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
@@ -39,15 +40,19 @@ use super::listing::record_id;
 use crate::error::STRICT_REJECT;
 use crate::location::Location;
 use crate::schema::{InputKind, STATUS_OK, STATUS_REJECTED};
-use crate::storage::Storage;
+use crate::storage::{ReadShape, Storage};
 
-/// A task reads its files in chunks of at most the counts above, each
-/// closed early once it holds this many bytes, with [`CHUNKS_IN_FLIGHT`]
-/// going: one is read while the task decodes the other. Without the byte
-/// limit a task would read a month of event logs at once and hold all of
-/// them (at 10 million events, 4.3 GiB over two tasks).
+/// A task reads its files in chunks of at most its storage's
+/// [`ReadShape::files`], each closed early once it holds this many bytes.
+/// At least [`MIN_CHUNKS_IN_FLIGHT`] chunks are going (one is read while
+/// the task decodes the other), and more, up to [`ReadShape::reads`],
+/// while the bytes of those going stay within [`READ_BUDGET_BYTES`].
+/// Without the byte limits a task would read a month of event logs at
+/// once and hold all of them (at 10 million events, 4.3 GiB over two
+/// tasks).
 const READ_CHUNK_BYTES: u64 = 32 * 1024 * 1024;
-const CHUNKS_IN_FLIGHT: usize = 2;
+const MIN_CHUNKS_IN_FLIGHT: usize = 2;
+const READ_BUDGET_BYTES: u64 = 2 * READ_CHUNK_BYTES;
 /// A decode group closes at this many bytes or files, whichever comes first.
 const GROUP_BYTES: usize = 8 * 1024 * 1024;
 const GROUP_FILES: usize = 2048;
@@ -244,11 +249,9 @@ impl Staging {
         sender: Sender<Result<RecordBatch>>,
     ) -> Result<()> {
         let storage = self.storage.clone();
-        let mut fetched = Box::pin(read_in_chunks(
-            files,
-            storage.files_per_read(),
-            move |chunk| read_chunk(storage.clone(), store_url.clone(), chunk),
-        ));
+        let mut fetched = Box::pin(read_in_chunks(files, storage.read_shape(), move |chunk| {
+            read_chunk(storage.clone(), store_url.clone(), chunk)
+        }));
         let mut group: Vec<SourceFile> = Vec::new();
         let mut group_bytes = 0;
         while let Some(file) = fetched.try_next().await? {
@@ -357,22 +360,39 @@ impl Staging {
     }
 }
 
-/// `files`, in listing order, read a chunk at a time by `read` with
-/// [`CHUNKS_IN_FLIGHT`] chunks going.
+/// `files`, in listing order, read a chunk at a time by `read`, with as
+/// many chunks going as `shape` and the byte budget allow (see
+/// [`READ_CHUNK_BYTES`]).
 fn read_in_chunks<Read, Reading>(
     files: Vec<ListedFile>,
-    max_files: usize,
-    read: Read,
+    shape: ReadShape,
+    mut read: Read,
 ) -> impl Stream<Item = Result<SourceFile>>
 where
     Read: FnMut(Vec<ListedFile>) -> Reading,
     Reading: Future<Output = Result<Vec<SourceFile>>>,
 {
-    futures::stream::iter(chunks(files, max_files))
-        .map(read)
-        .buffered(CHUNKS_IN_FLIGHT)
-        .map_ok(|read| futures::stream::iter(read.into_iter().map(Ok)))
-        .try_flatten()
+    let waiting = chunks(files, shape.files).into_iter().peekable();
+    let state = (waiting, FuturesOrdered::new(), 0u64);
+    futures::stream::unfold(state, move |(mut waiting, mut going, mut bytes)| {
+        while let Some(next) = waiting.peek() {
+            let size: u64 = next.iter().map(|f| f.size).sum();
+            let room = going.len() < MIN_CHUNKS_IN_FLIGHT
+                || (going.len() < shape.reads && bytes + size <= READ_BUDGET_BYTES);
+            if !room {
+                break;
+            }
+            bytes += size;
+            let chunk = waiting.next().expect("peeked");
+            going.push_back(read(chunk).map(move |done| (size, done)));
+        }
+        async move {
+            let (size, done) = going.next().await?;
+            Some((done, (waiting, going, bytes - size)))
+        }
+    })
+    .map_ok(|read| futures::stream::iter(read.into_iter().map(Ok)))
+    .try_flatten()
 }
 
 /// `files` in runs of at most `max_files`, each closed once it holds
@@ -437,6 +457,60 @@ mod tests {
 
     fn chunk_lengths(sizes: &[u64]) -> Vec<usize> {
         chunks(files(sizes), 256).iter().map(Vec::len).collect()
+    }
+
+    /// The most chunks `read_in_chunks` had started and not finished,
+    /// checking that every file comes back once, in listing order.
+    async fn most_chunks_going(sizes: &[u64], shape: ReadShape) -> usize {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (started, finished, most) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let read = |chunk: Vec<ListedFile>| {
+            let going =
+                started.fetch_add(1, Ordering::SeqCst) + 1 - finished.load(Ordering::SeqCst);
+            most.fetch_max(going, Ordering::SeqCst);
+            let finished = finished.clone();
+            async move {
+                finished.fetch_add(1, Ordering::SeqCst);
+                Ok(chunk
+                    .into_iter()
+                    .map(|file| SourceFile {
+                        key: file.key,
+                        location: file.path,
+                        bytes: Default::default(),
+                    })
+                    .collect())
+            }
+        };
+        let keys: Vec<i64> = read_in_chunks(files(sizes), shape, read)
+            .map_ok(|file| file.key)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(keys, (0..sizes.len() as i64).collect::<Vec<_>>());
+        most.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn small_files_keep_many_reads_going_and_large_ones_two() {
+        const MIB: u64 = 1024 * 1024;
+        let store = ReadShape {
+            files: 16,
+            reads: 8,
+        };
+        assert_eq!(most_chunks_going(&[300; 1000], store).await, 8);
+        // Reads past two start only while their bytes fit the budget.
+        assert_eq!(most_chunks_going(&[146 * MIB; 5], store).await, 2);
+        assert_eq!(most_chunks_going(&[MIB; 200], store).await, 4);
+        let local = ReadShape {
+            files: 256,
+            reads: 2,
+        };
+        assert_eq!(most_chunks_going(&[300; 1000], local).await, 2);
+        assert_eq!(most_chunks_going(&[300; 10], local).await, 1);
     }
 
     #[test]
