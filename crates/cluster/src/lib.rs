@@ -26,6 +26,25 @@ pub mod shuffle;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Makes mimalloc return freed memory to the kernel at once; the roles
+/// call it when given a memory budget.
+///
+/// mimalloc (v3) keeps freed memory for a second before it returns it
+/// (`purge_delay`, 1,000 ms), so a process's RSS runs ahead of what it
+/// holds. With a 1 GiB budget, a million songs by `year-artist` peaked at
+/// 2.2 GiB RSS with the delay and 1.65 GiB without it; at 200,000 songs
+/// returning memory at once costs about 3 s more system time (`madvise`),
+/// a second of the run's wall time, which only a budget is worth.
+pub fn return_freed_memory_at_once() {
+    // mimalloc.h's `mi_option_purge_delay`, which libmimalloc-sys does not
+    // name (it names 14 and 16, the options around it).
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets an integer option; mimalloc reads it at each purge.
+    unsafe {
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
+
 /// Turns transparent huge pages off for this process and the processes it
 /// starts; every role calls it first thing in `main`.
 ///
@@ -41,5 +60,25 @@ pub fn disable_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integers only and touches no memory.
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The option set by number is mimalloc's purge delay: it starts at
+    /// v3's default of 1,000 ms (unless MIMALLOC_PURGE_DELAY says
+    /// otherwise) and is 0 afterwards. Another option at that number would
+    /// not start at 1,000.
+    #[test]
+    fn freed_memory_is_returned_at_once_after_the_call() {
+        // SAFETY: reads an integer option.
+        let delay = || unsafe { libmimalloc_sys::mi_option_get(15) };
+        let expected = std::env::var("MIMALLOC_PURGE_DELAY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        assert_eq!(delay(), expected);
+        super::return_freed_memory_at_once();
+        assert_eq!(delay(), 0);
     }
 }

@@ -30,6 +30,9 @@ fn main() -> ExitCode {
         Ok(started) => started,
         Err(e) => return role::fail(&e),
     };
+    if options.memory_pool_size.is_some() {
+        cluster::return_freed_memory_at_once();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build();

@@ -103,7 +103,8 @@ pub struct Args {
     pub vcores: Option<usize>,
 
     /// Memory budget of the in-process executor, shared by its task slots:
-    /// sorts, aggregations and shuffles spill to disk beyond it. Default:
+    /// sorts, aggregations and shuffles spill to disk beyond it, and freed
+    /// memory goes back to the system at once (a little slower). Default:
     /// Ballista's, 70% of the machine's memory. (A cluster's executors take
     /// `--memory-pool-size`.)
     #[arg(long, env = "SPARKIFY_EXECUTOR_MEMORY")]

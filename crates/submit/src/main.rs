@@ -28,6 +28,10 @@ use cli::{Args, Usage, exit_code};
 fn main() -> ExitCode {
     cluster::disable_transparent_huge_pages();
     let args = Args::parse();
+    // In-process, the executor's budget is this process's.
+    if args.scheduler.is_none() && args.executor_memory.is_some() {
+        cluster::return_freed_memory_at_once();
+    }
     // Ballista logs a failed job at ERROR before `submit` reports it in its
     // own one line, and the Delta kernel logs a table that does not exist
     // yet (a first run) at ERROR; `-v` shows their view too.

@@ -21,8 +21,6 @@ use super::LateSongs;
 use super::increment::Scope;
 use super::steps::{Run, plain_arrow_schema};
 
-/// One table's job in a run: the records it is built from, and whether its
-/// rows replace the table's or are appended to them.
 /// A table a job wrote.
 pub(super) struct WrittenTable {
     pub(super) report: TableReport,
@@ -34,6 +32,8 @@ pub(super) struct WrittenTable {
     pub(super) delta: Option<TableFiles>,
 }
 
+/// One table's job in a run: the records it is built from, and whether its
+/// rows replace the table's or are appended to them.
 pub(super) struct TableJob<'a> {
     pub(super) table: &'a TableDef,
     pub(super) staged: Staged,
