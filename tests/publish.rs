@@ -443,7 +443,7 @@ fn files_named(output: &Path) -> Vec<BTreeSet<String>> {
 async fn vacuums_delete_replaced_files_and_every_nth_what_killed_runs_left() {
     let output = tempfile::tempdir().unwrap();
     let input = workspace_input();
-    let vacuum = ["--retain", "0s", "--full-vacuum-every", "3"];
+    let vacuum = ["--retain", "0s", "--full-vacuum-every", "4"];
     // Lake run 1 creates the tables; a run killed once its files are
     // written leaves files no log names.
     run_locally(&input, output.path(), &vacuum);
@@ -470,21 +470,46 @@ async fn vacuums_delete_replaced_files_and_every_nth_what_killed_runs_left() {
         .map(|(on_disk, named)| on_disk - named)
         .collect();
     assert!(strays.iter().all(|s| !s.is_empty()), "{strays:?}");
+    let but_named_and_strays = |others: &[&Vec<BTreeSet<String>>]| -> Vec<BTreeSet<String>> {
+        let mut expected: Vec<BTreeSet<String>> = files_named(output.path())
+            .iter()
+            .zip(&strays)
+            .map(|(named, strays)| named | strays)
+            .collect();
+        for other in others {
+            for (expected, other) in expected.iter_mut().zip(other.iter()) {
+                expected.extend(other.iter().cloned());
+            }
+        }
+        expected
+    };
 
-    // Lake run 2 (Lite): the first run's files, which its commit removed,
-    // go; the killed run's stay, as nothing names them.
+    // Lake run 2 (Lite, before its commit): no Remove in the log yet, so
+    // every file stays; the first run's are removed by this commit.
     run_locally(&input, output.path(), &vacuum);
     let second = files_named(output.path());
-    let expected: Vec<BTreeSet<String>> = second.iter().zip(&strays).map(|(n, s)| n | s).collect();
-    assert_eq!(files_on_disk(output.path()), expected);
     assert!(second.iter().zip(&first).all(|(s, f)| s.is_disjoint(f)));
-    // Created at 0, committed at 1, vacuumed at 2 and 3.
-    assert_eq!(versions(output.path()), [3; 5]);
+    assert_eq!(
+        files_on_disk(output.path()),
+        but_named_and_strays(&[&first])
+    );
+    assert_eq!(versions(output.path()), [1; 5]);
 
-    // Lake run 3 (Full, the third): the killed run's files go too.
+    // Lake run 3 (Lite): the first run's files go before its commit
+    // (vacuumed at 2 and 3, committed at 4); the second run's, which that
+    // commit removed, and the killed run's, which nothing names, stay.
+    run_locally(&input, output.path(), &vacuum);
+    assert_eq!(
+        files_on_disk(output.path()),
+        but_named_and_strays(&[&second])
+    );
+    assert_eq!(versions(output.path()), [4; 5]);
+
+    // Lake run 4 (Full, the fourth, after its commit at 5): every file
+    // no version names goes, the killed run's too (vacuumed at 6 and 7).
     run_locally(&input, output.path(), &vacuum);
     assert_eq!(files_on_disk(output.path()), files_named(output.path()));
-    assert_eq!(versions(output.path()), [6; 5]);
+    assert_eq!(versions(output.path()), [7; 5]);
     let tables = Published::local(output.path()).await;
     check_counts(&tables, &WORKSPACE).await;
     e2e::expect::check_keys(&tables).await;
@@ -501,6 +526,6 @@ async fn vacuums_delete_replaced_files_and_every_nth_what_killed_runs_left() {
     )
     .unwrap();
     for table in TABLES {
-        assert_eq!(report["versions"][table], 6, "{table}: {report}");
+        assert_eq!(report["versions"][table], 7, "{table}: {report}");
     }
 }

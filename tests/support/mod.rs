@@ -43,13 +43,15 @@ pub fn shared_data(name: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("shared data {} is missing: {e}", path.display()))
 }
 
-/// The Parquet files under `dir`, at any depth; none when `dir` does not exist.
+/// The Parquet data files under `dir`, at any depth, leaving out Delta
+/// logs' checkpoints; none when `dir` does not exist.
 pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     if !dir.exists() {
         return Vec::new();
     }
     walkdir::WalkDir::new(dir)
         .into_iter()
+        .filter_entry(|entry| entry.file_name() != "_delta_log")
         .map(|entry| entry.unwrap())
         .filter(|entry| entry.file_type().is_file())
         .map(walkdir::DirEntry::into_path)

@@ -1,16 +1,17 @@
 //! What a Delta commit and reading the log back cost as a table grows to
-//! hundreds of thousands of files, and what checkpoints save.
+//! hundreds of thousands of files.
 //!
-//! Every run of ours replaces a table in one commit: a Remove for each of
-//! its N current files and an Add (with statistics) for each new one. A
-//! reader replays every commit since the last checkpoint, so without one
-//! the log it reads grows by 2N actions a run. This bench builds a table of
-//! N files through the same code as a run ([`DeltaTarget::commit`]), makes
-//! `--runs` replace commits, and times each commit and a fresh load of the
-//! log after it, for each `delta.checkpointInterval` given.
+//! Every full run replaces a table in one commit: a Remove for each of its
+//! N current files and an Add (with statistics) for each new one, then a
+//! checkpoint of the new version, from which the table is loaded. This
+//! bench builds a table of N files through the same code as a run
+//! ([`DeltaTarget::commit`]), makes `--runs` replace commits, and times
+//! each commit and a fresh load of the log after it; the last column is
+//! the process's peak resident memory so far (sizes run in the order
+//! given).
 //!
 //! ```sh
-//! cargo bench -p etl --bench delta_log -- --files 12620,300000 --runs 12
+//! cargo bench -p etl --bench delta_log -- --files 12620,200000 --runs 4
 //! ```
 //!
 //! No data files are written: a commit and a log load read only the log.
@@ -32,12 +33,8 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = [12_620, 300_000])]
     files: Vec<usize>,
     /// Replace commits after the table's creation.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 4)]
     runs: u64,
-    /// `delta.checkpointInterval` values to compare (the table's default
-    /// is ours, `etl::load::delta::table::CHECKPOINT_INTERVAL`).
-    #[arg(long, value_delimiter = ',', default_values_t = [100, 10, 1])]
-    checkpoint_interval: Vec<u64>,
     /// Where the tables go (a temporary folder when not given).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -49,7 +46,6 @@ struct Args {
 /// One configuration's timings.
 struct Measured {
     files: usize,
-    interval: u64,
     create: Duration,
     commits: Vec<Duration>,
     loads: Vec<Duration>,
@@ -62,23 +58,21 @@ async fn main() -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| scratch.path().into());
     println!(
-        "| files | checkpointInterval | create | replace commit median / max | load median / max | log on disk |"
+        "| files | create | replace commit median / max | load median / max | log on disk | peak RSS so far |"
     );
     println!("|---:|---:|---:|---:|---:|---:|");
     for &files in &args.files {
-        for &interval in &args.checkpoint_interval {
-            let root = dir.join(format!("songs-{files}-{interval}"));
-            let m = measure(&root, files, interval, args.runs).await?;
-            print_row(&m);
-            std::fs::remove_dir_all(&root)?;
-        }
+        let root = dir.join(format!("songs-{files}"));
+        let m = measure(&root, files, args.runs).await?;
+        print_row(&m);
+        std::fs::remove_dir_all(&root)?;
     }
     Ok(())
 }
 
-/// Creates a table of `files` files, sets its checkpoint interval, then
-/// replaces its contents `runs` times, loading the log after each commit.
-async fn measure(root: &Path, files: usize, interval: u64, runs: u64) -> anyhow::Result<Measured> {
+/// Creates a table of `files` files, then replaces its contents `runs`
+/// times, loading the log after each commit.
+async fn measure(root: &Path, files: usize, runs: u64) -> anyhow::Result<Measured> {
     std::fs::create_dir_all(root)?;
     let target = DeltaTarget {
         name: "songs".into(),
@@ -90,11 +84,6 @@ async fn measure(root: &Path, files: usize, interval: u64, runs: u64) -> anyhow:
         .commit(None, change(&target, files, 0)?, "bench-0", 1)
         .await?;
     let create = started.elapsed();
-    let table = target.load().await?.expect("a table after its creation");
-    table
-        .set_tbl_properties()
-        .with_properties([("delta.checkpointInterval".into(), interval.to_string())].into())
-        .await?;
     let (mut commits, mut loads) = (Vec::new(), Vec::new());
     for run in 1..=runs {
         let current = target.load().await?;
@@ -116,7 +105,6 @@ async fn measure(root: &Path, files: usize, interval: u64, runs: u64) -> anyhow:
     }
     Ok(Measured {
         files,
-        interval,
         create,
         commits,
         loads,
@@ -150,6 +138,7 @@ fn change(target: &DeltaTarget, files: usize, run: u64) -> anyhow::Result<TableC
         partition_by: vec!["year".into(), "artist_id".into()],
         adds: target.adds(&mut written)?,
         replace: true,
+        restores: false,
     })
 }
 
@@ -175,16 +164,27 @@ fn print_row(m: &Measured) {
     let (commit_median, commit_max) = median_max(&m.commits);
     let (load_median, load_max) = median_max(&m.loads);
     println!(
-        "| {} | {} | {:.2} s | {:.2} s / {:.2} s | {:.2} s / {:.2} s | {:.0} MB |",
+        "| {} | {:.2} s | {:.2} s / {:.2} s | {:.2} s / {:.2} s | {:.0} MB | {} MiB |",
         m.files,
-        m.interval,
         m.create.as_secs_f64(),
         commit_median.as_secs_f64(),
         commit_max.as_secs_f64(),
         load_median.as_secs_f64(),
         load_max.as_secs_f64(),
         m.log_bytes as f64 / 1e6,
+        peak_rss_mib(),
     );
+}
+
+/// The kernel's high-water mark of this process's resident memory
+/// (`VmHWM`), 0 where /proc does not say.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
 }
 
 fn median_max(times: &[Duration]) -> (Duration, Duration) {

@@ -89,6 +89,7 @@ pub async fn roll_back(
                 partition_by: Vec::new(),
                 adds,
                 replace: true,
+                restores: true,
             },
         });
     }

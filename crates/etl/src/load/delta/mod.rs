@@ -10,9 +10,12 @@
 //!        ▼
 //!  lake_log.rs: claim <output>/_runs/_log/<seq>.claim  (put-if-absent: one run wins)
 //!        ▼
-//!  table.rs: one commit per table, fixed order, exact next version, run id in commitInfo
+//!  vacuum.rs (Lite): every table at once, files removed longer ago than --retain
 //!        ▼
-//!  vacuum.rs: every table at once, files removed longer ago than --retain
+//!  table.rs: one commit per table, fixed order, exact next version, run id in commitInfo;
+//!            a replacement checkpoints its version
+//!        ▼
+//!  vacuum.rs (Full, every --full-vacuum-every runs): also files no log names
 //!        ▼
 //!  lake_log.rs: <seq>.json records the versions
 //! ```
@@ -32,6 +35,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use deltalake_core::operations::vacuum::VacuumMode;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -68,6 +72,7 @@ impl TableFiles {
                 partition_by,
                 adds,
                 replace,
+                restores: false,
             },
         })
     }
@@ -89,8 +94,9 @@ impl Publication {
         LakeLog::new(Arc::clone(&self.store), &self.output)
     }
 
-    /// Claims the lake, commits every table in order, vacuums them
-    /// ([`vacuum`]), then records the versions. `action` says what the
+    /// Claims the lake, commits every table in order, vacuuming them
+    /// before the commits (`Lite`) or after them (`Full`, [`vacuum`]),
+    /// then records the versions. `action` says what the
     /// record calls this run. On a lost claim this run's files are
     /// deleted. The record names the versions of the `unchanged` tables
     /// too, so that a rollback to this run restores every table as it was.
@@ -101,8 +107,7 @@ impl Publication {
         written: &[WrittenFile],
         unchanged: &[DeltaTarget],
     ) -> Result<RunRecord> {
-        // Each table's log is read once, all at once: the commit builds on
-        // it and the vacuum on the state the commit returns.
+        // Each table's log is read all at once: the commits build on it.
         let current = futures::future::try_join_all(tables.iter().map(|t| t.target.load())).await?;
         let log = self.log();
         let settled = match self.base {
@@ -115,6 +120,18 @@ impl Publication {
             return Err(lost);
         }
         crate::crash::point(crate::crash::COMMITTING);
+        let mode = self.vacuum.mode(seq, settled == Settled::Abandoned);
+        let current = match mode {
+            VacuumMode::Lite => {
+                let loaded = tables
+                    .iter()
+                    .zip(current)
+                    .map(|(t, table)| (&t.target, table, !t.change.restores))
+                    .collect();
+                self.vacuum.before_commits(loaded).await?
+            }
+            VacuumMode::Full => current,
+        };
         let latest =
             futures::future::try_join_all(unchanged.iter().map(|t| t.latest_version())).await?;
         let mut versions: BTreeMap<String, u64> = unchanged
@@ -124,21 +141,22 @@ impl Publication {
             .collect();
         let mut committed = Vec::with_capacity(tables.len());
         for (table, current) in tables.into_iter().zip(current) {
-            let done = table
+            let version = table
                 .target
                 .commit(current, table.change, &self.run_id, seq)
                 .await?;
             tracing::info!(
-                "{}: {} is at version {}",
+                "{}: {} is at version {version}",
                 self.run_id,
-                table.target.name,
-                done.version().unwrap_or(0)
+                table.target.name
             );
-            committed.push((table.target, done));
+            versions.insert(table.target.name.clone(), version);
+            committed.push((table.target, version));
             crate::crash::point(crate::crash::BETWEEN_COMMITS);
         }
-        let mode = self.vacuum.mode(seq, settled == Settled::Abandoned);
-        versions.extend(self.vacuum.vacuum_all(committed, mode).await);
+        if mode == VacuumMode::Full {
+            versions.extend(self.vacuum.after_commits(&committed).await);
+        }
         let record = RunRecord {
             seq,
             run_id: self.run_id.clone(),

@@ -17,7 +17,8 @@ use deltalake_core::kernel::{
     Action, Add, MetadataExt, Protocol, StructType, Transaction, new_metadata,
 };
 use deltalake_core::logstore::{
-    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+    LogStore, LogStoreFactory, LogStoreRef, ObjectStoreRef, StorageConfig, default_logstore,
+    logstore_factories,
 };
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::table::config::TablePropertiesExt;
@@ -65,6 +66,16 @@ const PATH_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
 /// commitInfo names.
 type Commit = (Vec<Action>, LogLines, DeltaOperation);
 
+/// What a table's properties say about keeping its log, read before a
+/// commit (no commit of ours changes them), and whether the commit
+/// replaced files.
+struct LogUpkeep {
+    replaced: bool,
+    checkpoint_interval: u64,
+    log_retention: std::time::Duration,
+    cleanup: bool,
+}
+
 /// A table's folder in the lake.
 #[derive(Clone)]
 pub struct DeltaTarget {
@@ -85,6 +96,10 @@ pub struct TableChange {
     pub adds: LogLines,
     /// Remove every file of the current version (a full rebuild) or only add.
     pub replace: bool,
+    /// Whether `adds` are files of an earlier version, committed again (a
+    /// rollback): the vacuum before the commit leaves the table alone, as
+    /// those files' Removes may have come of age.
+    pub restores: bool,
 }
 
 impl DeltaTarget {
@@ -159,15 +174,16 @@ impl DeltaTarget {
     /// Commits `change` on top of `current` (the version this run read),
     /// with `run_id` in the commitInfo and the run's sequence number `seq`
     /// as its `txn` version, as the next version of the table
-    /// ([`log_entry`]); the table read forward to the version it made.
+    /// ([`log_entry`]), then keeps its log ([`Self::keep_log`]); the
+    /// version made. The table is not read back: a `Full` vacuum loads it.
     pub async fn commit(
         &self,
         current: Option<DeltaTable>,
         change: TableChange,
         run_id: &str,
         seq: u64,
-    ) -> Result<DeltaTable> {
-        let mut table = match current {
+    ) -> Result<u64> {
+        let table = match current {
             Some(table) => {
                 self.check_not_committed(&table, seq).await?;
                 table
@@ -182,25 +198,27 @@ impl DeltaTarget {
             None => self.creation(&table, &change)?,
             Some(ref state) => self.replacement(state, &change)?,
         };
+        let upkeep = table.state.as_ref().map(|state| LogUpkeep {
+            replaced: change.replace && state.log_data().num_files() > 0,
+            checkpoint_interval: state.table_config().checkpoint_interval().get(),
+            log_retention: state.table_config().log_retention_duration(),
+            cleanup: state.table_config().enable_expired_log_cleanup(),
+        });
         let header = CommitData::new(
             declarations,
             operation,
             [(RUN_ID_KEY.to_string(), run_id.into())].into(),
             vec![Transaction::new(TXN_APP_ID, seq as i64)],
         );
-        log_entry::write(
-            table.log_store().as_ref(),
-            version,
-            &header,
-            [removes, change.adds],
-        )
-        .await?;
-        table
-            .update_incremental(Some(version))
-            .await
-            .map_err(|e| self.error(&format!("reading version {version} of"), e))?;
-        self.maintain_log(&table, version).await;
-        Ok(table)
+        let log_store = table.log_store();
+        // The version read is needed no more: at a million files it is
+        // half a GB that the checkpoint below would otherwise sit beside.
+        drop(table);
+        log_entry::write(log_store.as_ref(), version, &header, [removes, change.adds]).await?;
+        if let Some(upkeep) = upkeep {
+            self.keep_log(&log_store, version, &upkeep).await;
+        }
+        Ok(version)
     }
 
     /// Version 0 of a new table: its protocol (reader 1, writer 2: no
@@ -264,22 +282,27 @@ impl DeltaTarget {
         Ok((Vec::new(), removes, operation))
     }
 
-    /// What delta-rs does after each of its commits: a checkpoint every
-    /// `delta.checkpointInterval` versions and, with it, the deletion of
-    /// log entries older than the log retention. A failure leaves the
-    /// commit as it is, with a warning: readers replay more of the log
-    /// until the next checkpoint.
-    async fn maintain_log(&self, table: &DeltaTable, version: u64) {
-        let Ok(state) = table.snapshot() else {
-            return;
-        };
-        let config = state.table_config();
-        if version == 0 || !(version + 1).is_multiple_of(config.checkpoint_interval().get()) {
+    /// What delta-rs does after each of its commits, without reading the
+    /// table back: a checkpoint every `delta.checkpointInterval` versions
+    /// and, after each checkpoint, the deletion of log entries older than
+    /// the log retention. A commit that replaced files is checkpointed at
+    /// once: it holds 2N actions for a table of N files, which every later
+    /// reader (the vacuum, the next run, any engine) would replay as JSON.
+    /// A failure leaves the commit as it is, with a warning: readers replay
+    /// more of the log until the next checkpoint.
+    async fn keep_log(&self, log_store: &LogStoreRef, version: u64, upkeep: &LogUpkeep) {
+        let due = (version + 1).is_multiple_of(upkeep.checkpoint_interval);
+        if !due && !upkeep.replaced {
             return;
         }
-        let done = match checkpoints::create_checkpoint(table, None).await {
-            Ok(()) if config.enable_expired_log_cleanup() => {
-                checkpoints::cleanup_metadata(table, None).await.map(|_| ())
+        let done = match self.checkpoint(log_store, version).await {
+            Ok(()) if upkeep.cleanup => {
+                let cutoff =
+                    chrono::Utc::now().timestamp_millis() - upkeep.log_retention.as_millis() as i64;
+                checkpoints::cleanup_expired_logs_for(version, log_store.as_ref(), cutoff, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
             other => other,
         };
@@ -289,6 +312,31 @@ impl DeltaTarget {
                 self.location
             );
         }
+    }
+
+    /// Writes a checkpoint of `version` straight from the log, with the
+    /// kernel delta-rs checkpoints with, but without loading the table's
+    /// files first as delta-rs's `create_checkpoint` does.
+    async fn checkpoint(
+        &self,
+        log_store: &LogStoreRef,
+        version: u64,
+    ) -> std::result::Result<(), String> {
+        let engine = log_store.engine(None);
+        let mut root = log_store.root_url().clone();
+        if !root.path().ends_with('/') {
+            // The kernel joins log paths onto the root as a URL.
+            root.set_path(&format!("{}/", root.path()));
+        }
+        tokio::task::spawn_blocking(move || {
+            let snapshot = delta_kernel::Snapshot::builder_for(root)
+                .at_version(version)
+                .build(engine.as_ref())?;
+            snapshot.checkpoint(engine.as_ref(), None).map(|_| ())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
     }
 
     /// Stops a commit for lake run `seq` to a table that already took one
@@ -428,6 +476,7 @@ impl LogStoreFactory for ConditionalPutLogStores {
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::datatypes::{DataType, Field};
+    use futures::TryStreamExt;
     use object_store::local::LocalFileSystem;
 
     use super::*;
@@ -458,6 +507,7 @@ mod tests {
             partition_by: vec!["level".into()],
             adds: target.adds(&mut written).unwrap(),
             replace,
+            restores: false,
         }
     }
 
@@ -465,11 +515,11 @@ mod tests {
     async fn a_new_table_is_declared_in_its_first_commit_with_its_files() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        let table = target
+        let version = target
             .commit(None, change(&target, 1, 3, true), "run-1", 1)
             .await
             .unwrap();
-        assert_eq!(table.version(), Some(0));
+        assert_eq!(version, 0);
         let read = target.load().await.unwrap().expect("a table");
         let state = read.snapshot().unwrap();
         assert_eq!(state.log_data().num_files(), 3);
@@ -506,33 +556,35 @@ mod tests {
         assert_eq!(read.snapshot().unwrap().log_data().num_files(), 1);
     }
 
+    /// Whether `version` of the table in `dir` has a checkpoint.
+    fn has_checkpoint(dir: &std::path::Path, version: u64) -> bool {
+        dir.join(format!("_delta_log/{version:020}.checkpoint.parquet"))
+            .exists()
+    }
+
+    /// Commits `change` on top of the table as it is now, as a run does.
+    async fn commit_next(target: &DeltaTarget, change: TableChange, seq: u64) -> u64 {
+        let current = target.load().await.unwrap();
+        target.commit(current, change, "run", seq).await.unwrap()
+    }
+
     #[tokio::test]
-    async fn replacements_remove_every_current_file_and_checkpoint_every_tenth_version() {
+    async fn a_replacement_removes_every_current_file_and_leaves_a_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        let mut table = target
-            .commit(None, change(&target, 0, 2, true), "run-0", 1)
-            .await
-            .unwrap();
-        for run in 1..CHECKPOINT_INTERVAL {
+        commit_next(&target, change(&target, 0, 2, true), 1).await;
+        for run in 1..=3 {
             let files = 1 + run as usize % 3;
-            table = target
-                .commit(
-                    Some(table),
-                    change(&target, run, files, true),
-                    "run",
-                    run + 1,
-                )
-                .await
-                .unwrap();
-            assert_eq!(table.snapshot().unwrap().log_data().num_files(), files);
+            let version = commit_next(&target, change(&target, run, files, true), run + 1).await;
+            assert_eq!(version, run);
+            assert!(has_checkpoint(dir.path(), run), "none at version {run}");
+            let read = target.load().await.unwrap().expect("a table");
+            assert_eq!(read.snapshot().unwrap().log_data().num_files(), files);
         }
-        let last = CHECKPOINT_INTERVAL - 1;
-        assert_eq!(table.version(), Some(last));
-        let checkpoint = dir
-            .path()
-            .join(format!("_delta_log/{last:020}.checkpoint.parquet"));
-        assert!(checkpoint.exists(), "no checkpoint at version {last}");
+        assert!(
+            !has_checkpoint(dir.path(), 0),
+            "a creation replaces nothing"
+        );
         let read = target.load().await.unwrap().expect("a table");
         let mut paths: Vec<String> = read
             .snapshot()
@@ -542,11 +594,35 @@ mod tests {
             .map(|file| file.path().to_string())
             .collect();
         paths.sort();
-        let wanted = 1 + last as usize % 3;
-        let expected: Vec<String> = (0..wanted)
-            .map(|i| format!("level=free/part-r{last}-{i:05}.parquet"))
+        assert_eq!(paths, ["level=free/part-r3-00000.parquet"]);
+        // Read from the checkpoint alone, the Removes of every replaced
+        // file are still there for the vacuum: 2 + 2 + 3 files.
+        let tombstones: Vec<String> = read
+            .snapshot()
+            .unwrap()
+            .all_tombstones(read.log_store().as_ref())
+            .map_ok(|tombstone| tombstone.path().to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(tombstones.len(), 7, "{tombstones:?}");
+    }
+
+    #[tokio::test]
+    async fn appends_checkpoint_every_tenth_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        commit_next(&target, change(&target, 0, 1, true), 1).await;
+        for run in 1..=CHECKPOINT_INTERVAL {
+            commit_next(&target, change(&target, run, 1, false), run + 1).await;
+        }
+        let checkpoints: Vec<u64> = (0..=CHECKPOINT_INTERVAL)
+            .filter(|&version| has_checkpoint(dir.path(), version))
             .collect();
-        assert_eq!(paths, expected);
+        assert_eq!(checkpoints, [CHECKPOINT_INTERVAL - 1]);
+        let read = target.load().await.unwrap().expect("a table");
+        let files = read.snapshot().unwrap().log_data().num_files();
+        assert_eq!(files as u64, CHECKPOINT_INTERVAL + 1);
     }
 
     #[test]

@@ -1,16 +1,25 @@
-//! Deleting the files no version of a table needs any more: after a run's
-//! commits, inside its claim on the lake, every table at once.
+//! Deleting the files no version of a table needs any more, inside a
+//! run's claim on the lake, every table at once.
 //!
 //! Two modes, as Delta has them:
 //!
-//! - **Lite**, after every run: the files the log's Remove actions name,
-//!   once removed longer than `--retain` ago. It reads only the log the
-//!   commit has just loaded, and lists nothing.
+//! - **Lite**, every run, before its commits: the files earlier commits'
+//!   Remove actions name, once removed longer than `--retain` ago. It
+//!   reads only the log the run has loaded already (a replaced table's
+//!   from its checkpoint) and lists nothing. Before the commits, because a
+//!   replacement checkpoints its new version at once ([`super::table`]),
+//!   and a checkpoint keeps a Remove only for the table's
+//!   `delta.deletedFileRetentionDuration` (7 days): read after it, a
+//!   Remove that has just come of age for `--retain` (also 7 days) would
+//!   be gone. So a run's own Removes are deleted by a later run, even with
+//!   `--retain 0s`.
 //! - **Full**, every `--full-vacuum-every` runs and after a run that died
-//!   holding the lake: also every file under the table that no log names
-//!   and that is older than `--retain` (files of runs killed before their
-//!   commits). It lists every file of the table: 922,830 files for songs
-//!   by `year-artist` at a million songs, about a thousand S3 pages.
+//!   holding the lake, after the commits: also every file under the table
+//!   that no log names and that is older than `--retain` (files of runs
+//!   killed before their commits). It lists every file of the table:
+//!   922,830 files for songs by `year-artist` at a million songs, about a
+//!   thousand S3 pages. After the commits, because before them this run's
+//!   own new files are named by no log.
 //!
 //! Inside the claim because delta-rs records a vacuum that deletes files
 //! as two commits (VACUUM START and END): after the claim they could take
@@ -47,28 +56,51 @@ impl VacuumPolicy {
         }
     }
 
-    /// Vacuums every table in `committed` (each as this run's commit left
-    /// it) at once, and gives the version each is at afterwards. A table
-    /// that cannot be vacuumed keeps its files, with a warning, and its
-    /// committed version: the run is published either way.
-    pub async fn vacuum_all(
+    /// `Lite` vacuums of the tables as this run loaded them (`None`: no
+    /// table yet), all at once, before its commits, of those marked to be
+    /// vacuumed; each table as the commit must build on it. A table whose
+    /// vacuum fails keeps its files, with a warning, and is read again:
+    /// the vacuum may have committed its start.
+    pub async fn before_commits(
         &self,
-        committed: Vec<(DeltaTarget, DeltaTable)>,
-        mode: VacuumMode,
-    ) -> BTreeMap<String, u64> {
-        let vacuums = committed.into_iter().map(|(target, table)| {
-            let mode = mode.clone();
-            async move {
-                let committed = table.version().unwrap_or(0);
-                let version = match self.vacuum(&target, table, mode).await {
-                    Ok(version) => version,
+        tables: Vec<(&DeltaTarget, Option<DeltaTable>, bool)>,
+    ) -> Result<Vec<Option<DeltaTable>>> {
+        let vacuums = tables
+            .into_iter()
+            .map(|(target, table, vacuum)| async move {
+                let table = match table {
+                    Some(table) if vacuum => table,
+                    unvacuumed => return Ok(unvacuumed),
+                };
+                match self.vacuum(target, table, VacuumMode::Lite).await {
+                    Ok(table) => Ok(Some(table)),
                     Err(error) => {
                         tracing::warn!("{}: old files were kept: {error}", target.name);
-                        committed
+                        target.load().await
                     }
-                };
-                (target.name, version)
-            }
+                }
+            });
+        futures::future::try_join_all(vacuums).await
+    }
+
+    /// `Full` vacuums of every table in `committed` at once, each at the
+    /// version this run's commit made; the version each is at afterwards.
+    /// A table that cannot be vacuumed keeps its files, with a warning,
+    /// and its committed version: the run is published either way.
+    pub async fn after_commits(&self, committed: &[(DeltaTarget, u64)]) -> BTreeMap<String, u64> {
+        let vacuums = committed.iter().map(|&(ref target, committed)| async move {
+            let vacuumed = match target.load_version(committed).await {
+                Ok(table) => self.vacuum(target, table, VacuumMode::Full).await,
+                Err(error) => Err(error),
+            };
+            let version = match vacuumed {
+                Ok(table) => table.version().unwrap_or(0),
+                Err(error) => {
+                    tracing::warn!("{}: old files were kept: {error}", target.name);
+                    committed
+                }
+            };
+            (target.name.clone(), version)
         });
         futures::future::join_all(vacuums)
             .await
@@ -76,14 +108,14 @@ impl VacuumPolicy {
             .collect()
     }
 
-    /// Vacuums one table; the version it is at afterwards (two more than
-    /// before when it deleted files).
+    /// Vacuums one table; the table afterwards (two versions on when it
+    /// deleted files).
     async fn vacuum(
         &self,
         target: &DeltaTarget,
         table: DeltaTable,
         mode: VacuumMode,
-    ) -> Result<u64> {
+    ) -> Result<DeltaTable> {
         let retention = chrono::Duration::from_std(self.retain)
             .map_err(|e| EtlError::Delta(format!("--retain: {e}")))?;
         let (table, metrics) = table
@@ -100,7 +132,7 @@ impl VacuumPolicy {
                 metrics.files_deleted.len()
             );
         }
-        Ok(table.version().unwrap_or(0))
+        Ok(table)
     }
 }
 
