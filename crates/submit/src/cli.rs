@@ -39,9 +39,9 @@ pub struct Args {
     #[arg(long, env = "SPARKIFY_TABLE_FORMAT", value_enum, default_value_t)]
     pub table_format: TableFormat,
 
-    /// Delta: files a run's commit replaced are deleted once they are this
-    /// old, so queries on earlier versions finish and time travel works
-    /// within it (Delta's own default is 7 days).
+    /// Delta: files a run's commit replaced are deleted by the first run
+    /// after they are this old, so queries on earlier versions finish and
+    /// time travel works within it (Delta's own default is 7 days).
     #[arg(long, env = "SPARKIFY_RETAIN", default_value = "7d", value_parser = humantime::parse_duration)]
     pub retain: std::time::Duration,
 

@@ -34,12 +34,13 @@ fn main() -> ExitCode {
     }
     // Ballista logs a failed job at ERROR before `submit` reports it in its
     // own one line, and the Delta kernel logs a table that does not exist
-    // yet (a first run) at ERROR; `-v` shows their view too.
+    // yet (a first run) at ERROR; `-v` shows their view too, but not the
+    // kernel's several lines a table read (`-vv` does).
     let level = match args.verbose {
         0 => {
             "warn,ballista_core=off,ballista_scheduler=off,ballista_executor=off,buoyant_kernel=off"
         }
-        1 => "info",
+        1 => "info,buoyant_kernel=warn",
         2 => "debug",
         _ => "trace",
     };

@@ -25,6 +25,7 @@
 //! between two table commits leaves every table at a committed version, and
 //! the next run replaces them all. See `docs/commit-protocol.md`.
 
+pub mod checkpoint;
 pub mod history;
 pub mod log_entry;
 pub mod stats;

@@ -30,6 +30,7 @@ use url::Url;
 
 use super::super::hive;
 use super::super::writer::WrittenFile;
+use super::checkpoint;
 use super::log_entry::{self, LogLines};
 use crate::error::{EtlError, Result};
 use crate::location::Location;
@@ -295,7 +296,11 @@ impl DeltaTarget {
         if !due && !upkeep.replaced {
             return;
         }
-        let done = match self.checkpoint(log_store, version).await {
+        let checkpointed = checkpoint::write(log_store, version).await;
+        if checkpointed.is_ok() {
+            tracing::info!("{}: checkpoint of version {version} written", self.name);
+        }
+        let done = match checkpointed {
             Ok(()) if upkeep.cleanup => {
                 let cutoff =
                     chrono::Utc::now().timestamp_millis() - upkeep.log_retention.as_millis() as i64;
@@ -312,31 +317,6 @@ impl DeltaTarget {
                 self.location
             );
         }
-    }
-
-    /// Writes a checkpoint of `version` straight from the log, with the
-    /// kernel delta-rs checkpoints with, but without loading the table's
-    /// files first as delta-rs's `create_checkpoint` does.
-    async fn checkpoint(
-        &self,
-        log_store: &LogStoreRef,
-        version: u64,
-    ) -> std::result::Result<(), String> {
-        let engine = log_store.engine(None);
-        let mut root = log_store.root_url().clone();
-        if !root.path().ends_with('/') {
-            // The kernel joins log paths onto the root as a URL.
-            root.set_path(&format!("{}/", root.path()));
-        }
-        tokio::task::spawn_blocking(move || {
-            let snapshot = delta_kernel::Snapshot::builder_for(root)
-                .at_version(version)
-                .build(engine.as_ref())?;
-            snapshot.checkpoint(engine.as_ref(), None).map(|_| ())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
     }
 
     /// Stops a commit for lake run `seq` to a table that already took one

@@ -1,0 +1,111 @@
+//! A table's checkpoint, written straight from its log: the kernel delta-rs
+//! is built on reconciles the actions, and this module streams them into
+//! the Parquet file.
+//!
+//! delta-rs's `create_checkpoint` loads the table's files first, and the
+//! kernel's own writer makes uncompressed row groups of up to a million
+//! rows, each held whole until it is flushed. A replaced table of a million
+//! files checkpoints its Adds and a week of Removes (a million a run), so
+//! here the row groups are small and Snappy-compressed, as Spark writes
+//! checkpoints: the file is a fraction of the size and its writer holds one
+//! small row group.
+
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::arrow_writer::ArrowWriterOptions;
+use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use delta_kernel::checkpoint::LastCheckpointHintStats;
+use delta_kernel::engine::arrow_data::ArrowEngineData;
+use deltalake_core::logstore::LogStoreRef;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+/// Rows per row group: a writer holds one row group until it flushes it.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Writes the checkpoint of `version` of the table behind `log_store`,
+/// then its `_last_checkpoint` hint.
+pub async fn write(log_store: &LogStoreRef, version: u64) -> Result<(), String> {
+    let engine = log_store.engine(None);
+    let store = log_store.object_store(None);
+    let mut root = log_store.root_url().clone();
+    if !root.path().ends_with('/') {
+        // The kernel joins log paths onto the root as a URL.
+        root.set_path(&format!("{}/", root.path()));
+    }
+    let runtime = tokio::runtime::Handle::current();
+    // The kernel's log replay is blocking: it runs off the async threads,
+    // and hands each batch to the async Parquet writer.
+    tokio::task::spawn_blocking(move || {
+        let snapshot = delta_kernel::Snapshot::builder_for(root)
+            .at_version(version)
+            .build(engine.as_ref())
+            .map_err(|e| e.to_string())?;
+        let writer = snapshot
+            .create_checkpoint_writer(engine.as_ref())
+            .map_err(|e| e.to_string())?;
+        let path = Path::from(format!("_delta_log/{version:020}.checkpoint.parquet"));
+        let mut actions = writer
+            .checkpoint_data(engine.as_ref())
+            .map_err(|e| e.to_string())?;
+        let state = actions.state();
+        let mut parquet = None;
+        for batch in &mut actions {
+            let batch = batch
+                .and_then(|b| b.apply_selection_vector())
+                .and_then(ArrowEngineData::try_from_engine_data)
+                .map_err(|e| e.to_string())?;
+            let batch: RecordBatch = (*batch).into();
+            let parquet = match &mut parquet {
+                Some(parquet) => parquet,
+                None => parquet.insert(parquet_writer(&store, &path, &batch)?),
+            };
+            runtime
+                .block_on(parquet.write(&batch))
+                .map_err(|e| e.to_string())?;
+        }
+        drop(actions);
+        let parquet = parquet.ok_or("a checkpoint with no actions")?;
+        runtime
+            .block_on(parquet.close())
+            .map_err(|e| e.to_string())?;
+        let size = runtime
+            .block_on(store.head(&path))
+            .map_err(|e| e.to_string())?
+            .size;
+        let state = Arc::into_inner(state).ok_or("the checkpoint's actions are still read")?;
+        let stats = LastCheckpointHintStats::from_reconciliation_state(state, size, 0)
+            .map_err(|e| e.to_string())?;
+        writer
+            .finalize(engine.as_ref(), &stats)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// A writer of the checkpoint at `path`, in the schema of its first batch
+/// (without Arrow's schema in the footer, as the kernel writes it).
+fn parquet_writer(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    first: &RecordBatch,
+) -> Result<AsyncArrowWriter<BufWriter>, String> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let options = ArrowWriterOptions::new()
+        .with_properties(properties)
+        .with_skip_arrow_metadata(true);
+    AsyncArrowWriter::try_new_with_options(
+        BufWriter::new(Arc::clone(store), path.clone()),
+        first.schema(),
+        options,
+    )
+    .map_err(|e| e.to_string())
+}
