@@ -10,7 +10,9 @@ latency to every request (20 ms by default). Per mode it prints the seconds
 runs), the seconds the `stage songs` job takes (every song file fetched and
 decoded by the scan tasks, up to 256 fetches in flight per task), the seconds
 the songs table's job takes (its writers' uploads go to S3 with
-`--s3-output`), the whole run, the CPU seconds of our processes and of the
+`--s3-output`), the whole run, the seconds after the run's report was
+made (publishing: with Delta output the commits and the vacuum, then the
+process's exit), the CPU seconds of our processes and of the
 S3 server over the mode (they share the machine's cores), and the requests
 the proxy saw.
 
@@ -130,7 +132,8 @@ def run_mode(name, submit, endpoints, output, store, store_endpoint, cluster_log
     table = next(t for t in report["tables"] if t["table"] == "songs")
     return {"mode": name, "song files": songs["files"], "explain s": explain,
             "stage songs s": round(stage["seconds"], 2), "songs table s": round(table["seconds"], 2),
-            "run s": run, "ours cpu s": round(ours, 1), "store cpu s": round(served, 1)}
+            "run s": run, "commit s": round(run - report["seconds"], 2),
+            "ours cpu s": round(ours, 1), "store cpu s": round(served, 1)}
 
 
 def cpu_seconds(pid):
@@ -224,7 +227,7 @@ def main():
             cpu = cpu_seconds(proxy_pids[name])
             results.append({"mode": f"  {name}", **{k: stats[k] for k in IN_FLIGHT}, "proxy cpu s": cpu})
 
-    columns = ["mode", "song files", "explain s", "stage songs s", "songs table s", "run s", "ours cpu s",
+    columns = ["mode", "song files", "explain s", "stage songs s", "songs table s", "run s", "commit s", "ours cpu s",
                "store cpu s", *IN_FLIGHT, "proxy cpu s"]
     where = (f"{'cluster' if args.cluster else 'in-process'}, {args.table_format} output to "
              f"{'S3' if args.s3_output else 'local disk'}{''.join(' ' + a for a in args.submit_arg)}")

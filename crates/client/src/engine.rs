@@ -220,11 +220,15 @@ impl Engine for BallistaEngine {
             .progress_chars("=> "),
         );
         bar.set_prefix(name.to_string());
-        let follower = tokio::spawn(Self::follow(
-            self.rest.clone(),
-            job_name.clone(),
-            bar.clone(),
-        ));
+        // Nobody sees a hidden bar (--quiet, or stderr not a terminal): no
+        // need to ask the scheduler for every job's stages four times a second.
+        let follower = (!self.progress.is_hidden()).then(|| {
+            tokio::spawn(Self::follow(
+                self.rest.clone(),
+                job_name.clone(),
+                bar.clone(),
+            ))
+        });
         let started = Instant::now();
         let submitted = SystemTime::now();
         let mut attempt = 1;
@@ -240,7 +244,9 @@ impl Engine for BallistaEngine {
                 result => break result,
             }
         };
-        follower.abort();
+        if let Some(follower) = follower {
+            follower.abort();
+        }
         let result = match result {
             Err(e) => match self.scheduler_lost(name).await {
                 Some(lost) => Err(DataFusionError::External(Box::new(lost))),

@@ -68,8 +68,9 @@ impl std::fmt::Display for Reject {
 /// What decoding a group of files produced.
 #[derive(Debug)]
 pub struct Decoded {
-    /// The good records, in the scan schema (JSON fields + record id).
-    pub batch: RecordBatch,
+    /// The good records, in the scan schema (JSON fields + record id), in
+    /// the decoder's batches: a day of events is not copied into one.
+    pub batches: Vec<RecordBatch>,
     /// The bad ones.
     pub rejects: Vec<Reject>,
 }
@@ -95,19 +96,20 @@ impl RecordDecoder {
     pub fn decode_files(&self, files: &[SourceFile]) -> Result<Decoded, ArrowError> {
         let texts: Vec<FileText> = files.iter().map(FileText::prepare).collect();
         if texts.iter().all(|t| t.error.is_none())
-            && let Ok(batch) = self.decode_clean(&texts)
+            && let Ok(batches) = self.decode_clean(&texts)
         {
             return Ok(Decoded {
-                batch,
+                batches,
                 rejects: Vec::new(),
             });
         }
         self.decode_record_by_record(&texts)
     }
 
-    /// All files through one decoder. Fails as a whole if anything is wrong,
+    /// All files through one decoder, in batches of up to
+    /// [`CLEAN_BATCH_ROWS`]. Fails as a whole if anything is wrong,
     /// including a record that misses a required field.
-    fn decode_clean(&self, texts: &[FileText]) -> Result<RecordBatch, ArrowError> {
+    fn decode_clean(&self, texts: &[FileText]) -> Result<Vec<RecordBatch>, ArrowError> {
         let mut decoder = self.json_decoder(CLEAN_BATCH_ROWS)?;
         let mut batches = Vec::new();
         let mut flushed = 0;
@@ -138,11 +140,18 @@ impl RecordDecoder {
             record_ids.extend((1..=count).map(|n| record_id(self.kind, text.key, n)));
         }
         batches.extend(decoder.flush()?);
-        let batch = concat_batches(&self.json_schema, &batches)?;
-        if let Some((_, reason)) = self.first_invalid_row(&batch) {
-            return Err(ArrowError::InvalidArgumentError(reason));
-        }
-        self.with_record_ids(batch, record_ids)
+        let mut ids = &record_ids[..];
+        batches
+            .into_iter()
+            .map(|batch| {
+                if let Some((_, reason)) = self.first_invalid_row(&batch) {
+                    return Err(ArrowError::InvalidArgumentError(reason));
+                }
+                let (these, rest) = ids.split_at(batch.num_rows());
+                ids = rest;
+                self.with_record_ids(batch, these.to_vec())
+            })
+            .collect()
     }
 
     /// One record at a time, so that each bad one is rejected on its own.
@@ -168,8 +177,12 @@ impl RecordDecoder {
                 }
             }
         }
+        // One record per batch: put together, they are one batch.
         let batch = concat_batches(&self.scan_schema, &batches)?;
-        Ok(Decoded { batch, rejects })
+        Ok(Decoded {
+            batches: vec![batch],
+            rejects,
+        })
     }
 
     /// Decodes a single record, or says why it cannot be loaded.
@@ -323,6 +336,11 @@ mod tests {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Int64Type;
 
+    /// The good records of `decoded` as one batch.
+    fn whole(decoder: &RecordDecoder, decoded: &Decoded) -> RecordBatch {
+        concat_batches(&decoder.scan_schema, &decoded.batches).unwrap()
+    }
+
     fn file(key: i64, name: &str, text: &str) -> SourceFile {
         SourceFile {
             key,
@@ -346,9 +364,12 @@ mod tests {
             .replace(r#""Elena""#, "66");
         let decoded = decoder.decode_files(&[file(0, "a.json", &text)]).unwrap();
         assert!(decoded.rejects.is_empty(), "{:?}", decoded.rejects);
-        assert_eq!(strings(&decoded.batch, "title"), vec![Some("4.6".into())]);
         assert_eq!(
-            strings(&decoded.batch, "artist_name"),
+            strings(&whole(&decoder, &decoded), "title"),
+            vec![Some("4.6".into())]
+        );
+        assert_eq!(
+            strings(&whole(&decoder, &decoded), "artist_name"),
             vec![Some("66".into())]
         );
     }
@@ -362,8 +383,8 @@ mod tests {
                 file(7, "b.json", &format!("{SONG}\n{SONG}")),
             ])
             .unwrap();
-        let ids = decoded
-            .batch
+        let batch = whole(&decoder, &decoded);
+        let ids = batch
             .column_by_name("record_id")
             .unwrap()
             .as_primitive::<Int64Type>();
@@ -378,12 +399,40 @@ mod tests {
     }
 
     #[test]
+    fn a_file_longer_than_a_batch_keeps_its_record_ids_in_order() {
+        let decoder = RecordDecoder::new(InputKind::Events);
+        let count = 2 * CLEAN_BATCH_ROWS + 5;
+        let lines: Vec<String> = (0..count)
+            .map(|n| format!(r#"{{"ts": {n}, "page": "NextSong", "userId": "1"}}"#))
+            .collect();
+        let decoded = decoder
+            .decode_files(&[file(9, "log.json", &lines.join("\n"))])
+            .unwrap();
+        // The decoder's batches come as they are, not copied into one.
+        assert_eq!(decoded.batches.len(), 3);
+        let batch = whole(&decoder, &decoded);
+        let ids = batch
+            .column_by_name("record_id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let expected: Vec<i64> = (1..=count)
+            .map(|n| record_id(InputKind::Events, 9, n))
+            .collect();
+        assert_eq!(ids.values().to_vec(), expected);
+        let ts = batch
+            .column_by_name("ts")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert_eq!(ts.values().to_vec(), (0..count as i64).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn a_malformed_line_is_rejected_alone_with_its_line_number() {
         let decoder = RecordDecoder::new(InputKind::Events);
         let good = r#"{"ts": 1542837407796, "page": "NextSong", "userId": "15"}"#;
         let text = format!("{good}\r\n{{\"ts\": 12,, \n{good}\n");
         let decoded = decoder.decode_files(&[file(0, "log.json", &text)]).unwrap();
-        assert_eq!(decoded.batch.num_rows(), 2);
+        assert_eq!(whole(&decoder, &decoded).num_rows(), 2);
         assert_eq!(decoded.rejects.len(), 1);
         let reject = &decoded.rejects[0];
         assert_eq!((reject.file.as_str(), reject.line), ("log.json", 2));
@@ -415,7 +464,10 @@ mod tests {
         assert!(reasons[0].1.contains("ts"), "{reasons:?}");
         assert_eq!(reasons[1], (2, "missing required field 'ts'"));
         assert_eq!(reasons[2], (3, "userId \"x1\" is not an integer"));
-        assert_eq!(strings(&decoded.batch, "userId"), vec![Some("7".into())]);
+        assert_eq!(
+            strings(&whole(&decoder, &decoded), "userId"),
+            vec![Some("7".into())]
+        );
     }
 
     #[test]
@@ -434,7 +486,7 @@ mod tests {
             .decode_files(&[file(1, "b.json", &pretty), gz])
             .unwrap();
         assert!(decoded.rejects.is_empty(), "{:?}", decoded.rejects);
-        assert_eq!(decoded.batch.num_rows(), 2);
+        assert_eq!(whole(&decoder, &decoded).num_rows(), 2);
     }
 
     #[test]
@@ -448,7 +500,7 @@ mod tests {
                 file(2, "ok.json", SONG),
             ])
             .unwrap();
-        assert_eq!(decoded.batch.num_rows(), 1);
+        assert_eq!(whole(&decoder, &decoded).num_rows(), 1);
         assert_eq!(decoded.rejects.len(), 1);
         assert_eq!(decoded.rejects[0].file, "cut.json");
         assert_eq!(decoded.rejects[0].raw, truncated);
@@ -460,7 +512,7 @@ mod tests {
         let decoded = decoder
             .decode_files(&[file(0, "x.json.gz", "not gzip")])
             .unwrap();
-        assert_eq!(decoded.batch.num_rows(), 0);
+        assert_eq!(whole(&decoder, &decoded).num_rows(), 0);
         assert_eq!(decoded.rejects.len(), 1);
         assert!(decoded.rejects[0].reason.contains("gzip"));
     }
@@ -495,7 +547,7 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(decoded.batch.num_rows(), 1);
+        assert_eq!(whole(&decoder, &decoded).num_rows(), 1);
     }
 
     #[test]
@@ -507,7 +559,7 @@ mod tests {
         ]
         .join("\n");
         let decoded = decoder.decode_files(&[file(0, "log.json", &text)]).unwrap();
-        assert_eq!(decoded.batch.num_rows(), 1);
+        assert_eq!(whole(&decoder, &decoded).num_rows(), 1);
         assert_eq!(decoded.rejects.len(), 1);
         assert_eq!(
             decoded.rejects[0].reason,
@@ -523,7 +575,7 @@ mod tests {
         let events: Vec<String> = (1..=11).map(event).collect();
         let text = format!("[{},\n \"not a record\"]", events.join(",\n "));
         let decoded = decoder.decode_files(&[file(0, "log.json", &text)]).unwrap();
-        assert_eq!(decoded.batch.num_rows(), 11);
+        assert_eq!(whole(&decoder, &decoded).num_rows(), 11);
         assert_eq!(decoded.rejects.len(), 1, "{:?}", decoded.rejects);
         assert_eq!(decoded.rejects[0].line, 12);
     }

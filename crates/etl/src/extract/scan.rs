@@ -279,7 +279,7 @@ impl Staging {
             .bytes
             .add(group.iter().map(|f| f.bytes.len()).sum());
         let keys: Vec<i64> = group.iter().map(|f| f.key).collect();
-        let Decoded { batch, rejects } = self.decoder.decode_files(&group)?;
+        let Decoded { batches, rejects } = self.decoder.decode_files(&group)?;
         if let (RejectPolicy::Strict, Some(first)) = (self.rejects, rejects.first()) {
             return Err(DataFusionError::Execution(format!(
                 "{STRICT_REJECT} ({}) at {first}",
@@ -287,9 +287,12 @@ impl Staging {
             )));
         }
         self.metrics.rejected.add(rejects.len());
-        let good = self.good_records(batch)?;
-        let bad = self.rejected_records(&rejects, &group, &keys)?;
-        for batch in [good, bad] {
+        let mut staged = batches
+            .into_iter()
+            .map(|batch| self.good_records(batch))
+            .collect::<Result<Vec<_>>>()?;
+        staged.push(self.rejected_records(&rejects, &group, &keys)?);
+        for batch in staged {
             let mut offset = 0;
             while offset < batch.num_rows() {
                 let len = self.batch_size.min(batch.num_rows() - offset);

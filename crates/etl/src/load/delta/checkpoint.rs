@@ -20,9 +20,9 @@ use datafusion::parquet::file::properties::WriterProperties;
 use delta_kernel::checkpoint::LastCheckpointHintStats;
 use delta_kernel::engine::arrow_data::ArrowEngineData;
 use deltalake_core::logstore::LogStoreRef;
+use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 
 /// Rows per row group: a writer holds one row group until it flushes it.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -69,14 +69,13 @@ pub async fn write(log_store: &LogStoreRef, version: u64) -> Result<(), String> 
                 .map_err(|e| e.to_string())?;
         }
         drop(actions);
-        let parquet = parquet.ok_or("a checkpoint with no actions")?;
+        let mut parquet = parquet.ok_or("a checkpoint with no actions")?;
         runtime
-            .block_on(parquet.close())
+            .block_on(parquet.finish())
             .map_err(|e| e.to_string())?;
-        let size = runtime
-            .block_on(store.head(&path))
-            .map_err(|e| e.to_string())?
-            .size;
+        // Every byte of the file went through the writer, footer included:
+        // the store need not be asked its size.
+        let size = parquet.bytes_written() as u64;
         let state = Arc::into_inner(state).ok_or("the checkpoint's actions are still read")?;
         let stats = LastCheckpointHintStats::from_reconciliation_state(state, size, 0)
             .map_err(|e| e.to_string())?;

@@ -123,14 +123,7 @@ impl Publication {
         crate::crash::point(crate::crash::COMMITTING);
         let mode = self.vacuum.mode(seq, settled == Settled::Abandoned);
         let current = match mode {
-            VacuumMode::Lite => {
-                let loaded = tables
-                    .iter()
-                    .zip(current)
-                    .map(|(t, table)| (&t.target, table, !t.change.restores))
-                    .collect();
-                self.vacuum.before_commits(loaded).await?
-            }
+            VacuumMode::Lite => self.vacuum.before_commits(&tables, current).await?,
             VacuumMode::Full => current,
         };
         let latest =

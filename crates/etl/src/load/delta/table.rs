@@ -542,6 +542,24 @@ mod tests {
             .exists()
     }
 
+    fn checkpoint_bytes(dir: &std::path::Path, version: u64) -> u64 {
+        let file = dir.join(format!("_delta_log/{version:020}.checkpoint.parquet"));
+        std::fs::metadata(file).unwrap().len()
+    }
+
+    /// The version and size in bytes `_last_checkpoint` gives, which
+    /// readers take as the checkpoint's own.
+    fn last_checkpoint(dir: &std::path::Path) -> (u64, u64) {
+        let text = std::fs::read(dir.join("_delta_log/_last_checkpoint")).unwrap();
+        let hint: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let number = |key: &str| {
+            hint[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{key} in {hint}"))
+        };
+        (number("version"), number("sizeInBytes"))
+    }
+
     /// Commits `change` on top of the table as it is now, as a run does.
     async fn commit_next(target: &DeltaTarget, change: TableChange, seq: u64) -> u64 {
         let current = target.load().await.unwrap();
@@ -558,6 +576,10 @@ mod tests {
             let version = commit_next(&target, change(&target, run, files, true), run + 1).await;
             assert_eq!(version, run);
             assert!(has_checkpoint(dir.path(), run), "none at version {run}");
+            assert_eq!(
+                last_checkpoint(dir.path()),
+                (run, checkpoint_bytes(dir.path(), run))
+            );
             let read = target.load().await.unwrap().expect("a table");
             assert_eq!(read.snapshot().unwrap().log_data().num_files(), files);
         }

@@ -31,6 +31,7 @@ use std::time::Duration;
 use deltalake_core::DeltaTable;
 use deltalake_core::operations::vacuum::VacuumMode;
 
+use super::TableFiles;
 use super::table::DeltaTarget;
 use crate::error::{EtlError, Result};
 
@@ -56,27 +57,31 @@ impl VacuumPolicy {
         }
     }
 
-    /// `Lite` vacuums of the tables as this run loaded them (`None`: no
-    /// table yet), all at once, before its commits, of those marked to be
-    /// vacuumed; each table as the commit must build on it. A table whose
-    /// vacuum fails keeps its files, with a warning, and is read again:
-    /// the vacuum may have committed its start.
+    /// `Lite` vacuums of `tables` as this run loaded them (`loaded`, in
+    /// the same order; `None`: no table yet), all at once, before its
+    /// commits; each table as the commit must build on it. A rollback's
+    /// tables are left alone: the files it restores may be among those
+    /// whose Removes came of age. A table whose vacuum fails keeps its
+    /// files, with a warning, and is read again: the vacuum may have
+    /// committed its start.
     pub async fn before_commits(
         &self,
-        tables: Vec<(&DeltaTarget, Option<DeltaTable>, bool)>,
+        tables: &[TableFiles],
+        loaded: Vec<Option<DeltaTable>>,
     ) -> Result<Vec<Option<DeltaTable>>> {
         let vacuums = tables
-            .into_iter()
-            .map(|(target, table, vacuum)| async move {
-                let table = match table {
-                    Some(table) if vacuum => table,
+            .iter()
+            .zip(loaded)
+            .map(|(table, current)| async move {
+                let current = match current {
+                    Some(current) if !table.change.restores => current,
                     unvacuumed => return Ok(unvacuumed),
                 };
-                match self.vacuum(target, table, VacuumMode::Lite).await {
-                    Ok(table) => Ok(Some(table)),
+                match self.vacuum(&table.target, current, VacuumMode::Lite).await {
+                    Ok(current) => Ok(Some(current)),
                     Err(error) => {
-                        tracing::warn!("{}: old files were kept: {error}", target.name);
-                        target.load().await
+                        tracing::warn!("{}: old files were kept: {error}", table.target.name);
+                        table.target.load().await
                     }
                 }
             });
