@@ -140,16 +140,18 @@ impl RecordDecoder {
             record_ids.extend((1..=count).map(|n| record_id(self.kind, text.key, n)));
         }
         batches.extend(decoder.flush()?);
-        let mut ids = &record_ids[..];
+        // One array of ids, each batch given its slice of it without a copy.
+        let ids = Int64Array::from(record_ids);
+        let mut offset = 0;
         batches
             .into_iter()
             .map(|batch| {
                 if let Some((_, reason)) = self.first_invalid_row(&batch) {
                     return Err(ArrowError::InvalidArgumentError(reason));
                 }
-                let (these, rest) = ids.split_at(batch.num_rows());
-                ids = rest;
-                self.with_record_ids(batch, these.to_vec())
+                let these = ids.slice(offset, batch.num_rows());
+                offset += batch.num_rows();
+                self.with_record_ids(batch, these)
             })
             .collect()
     }
@@ -211,8 +213,8 @@ impl RecordDecoder {
         if let Some((_, reason)) = self.first_invalid_row(&batch) {
             return Err(reason);
         }
-        self.with_record_ids(batch, vec![record_id(self.kind, text.key, position)])
-            .map_err(|e| e.to_string())
+        let id = Int64Array::from(vec![record_id(self.kind, text.key, position)]);
+        self.with_record_ids(batch, id).map_err(|e| e.to_string())
     }
 
     fn json_decoder(&self, batch_rows: usize) -> Result<Decoder, ArrowError> {
@@ -276,10 +278,10 @@ impl RecordDecoder {
     fn with_record_ids(
         &self,
         batch: RecordBatch,
-        ids: Vec<i64>,
+        ids: Int64Array,
     ) -> Result<RecordBatch, ArrowError> {
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        columns.push(Arc::new(Int64Array::from(ids)));
+        columns.push(Arc::new(ids));
         RecordBatch::try_new(self.scan_schema.clone(), columns)
     }
 

@@ -27,9 +27,23 @@ use object_store::path::Path;
 /// Rows per row group: a writer holds one row group until it flushes it.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 
+/// Why a checkpoint was not written. The commit stands either way: readers
+/// replay more of the log until the next checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("replaying the log: {0}")]
+    Log(#[from] delta_kernel::Error),
+    #[error("writing the checkpoint file: {0}")]
+    File(#[from] datafusion::parquet::errors::ParquetError),
+    #[error("{0}")]
+    Incomplete(&'static str),
+    #[error("the checkpoint's task stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Writes the checkpoint of `version` of the table behind `log_store`,
 /// then its `_last_checkpoint` hint.
-pub async fn write(log_store: &LogStoreRef, version: u64) -> Result<(), String> {
+pub async fn write(log_store: &LogStoreRef, version: u64) -> Result<(), CheckpointError> {
     let engine = log_store.engine(None);
     let store = log_store.object_store(None);
     let mut root = log_store.root_url().clone();
@@ -43,48 +57,38 @@ pub async fn write(log_store: &LogStoreRef, version: u64) -> Result<(), String> 
     tokio::task::spawn_blocking(move || {
         let snapshot = delta_kernel::Snapshot::builder_for(root)
             .at_version(version)
-            .build(engine.as_ref())
-            .map_err(|e| e.to_string())?;
-        let writer = snapshot
-            .create_checkpoint_writer(engine.as_ref())
-            .map_err(|e| e.to_string())?;
+            .build(engine.as_ref())?;
+        let writer = snapshot.create_checkpoint_writer(engine.as_ref())?;
         let path = Path::from(format!("_delta_log/{version:020}.checkpoint.parquet"));
-        let mut actions = writer
-            .checkpoint_data(engine.as_ref())
-            .map_err(|e| e.to_string())?;
+        let mut actions = writer.checkpoint_data(engine.as_ref())?;
         let state = actions.state();
         let mut parquet = None;
         for batch in &mut actions {
             let batch = batch
                 .and_then(|b| b.apply_selection_vector())
-                .and_then(ArrowEngineData::try_from_engine_data)
-                .map_err(|e| e.to_string())?;
+                .and_then(ArrowEngineData::try_from_engine_data)?;
             let batch: RecordBatch = (*batch).into();
             let parquet = match &mut parquet {
                 Some(parquet) => parquet,
                 None => parquet.insert(parquet_writer(&store, &path, &batch)?),
             };
-            runtime
-                .block_on(parquet.write(&batch))
-                .map_err(|e| e.to_string())?;
+            runtime.block_on(parquet.write(&batch))?;
         }
         drop(actions);
-        let mut parquet = parquet.ok_or("a checkpoint with no actions")?;
-        runtime
-            .block_on(parquet.finish())
-            .map_err(|e| e.to_string())?;
+        let mut parquet =
+            parquet.ok_or(CheckpointError::Incomplete("a checkpoint with no actions"))?;
+        runtime.block_on(parquet.finish())?;
         // Every byte of the file went through the writer, footer included:
         // the store need not be asked its size.
         let size = parquet.bytes_written() as u64;
-        let state = Arc::into_inner(state).ok_or("the checkpoint's actions are still read")?;
-        let stats = LastCheckpointHintStats::from_reconciliation_state(state, size, 0)
-            .map_err(|e| e.to_string())?;
-        writer
-            .finalize(engine.as_ref(), &stats)
-            .map_err(|e| e.to_string())
+        let state = Arc::into_inner(state).ok_or(CheckpointError::Incomplete(
+            "the checkpoint's actions are still read",
+        ))?;
+        let stats = LastCheckpointHintStats::from_reconciliation_state(state, size, 0)?;
+        writer.finalize(engine.as_ref(), &stats)?;
+        Ok(())
     })
-    .await
-    .map_err(|e| e.to_string())?
+    .await?
 }
 
 /// A writer of the checkpoint at `path`, in the schema of its first batch
@@ -93,7 +97,7 @@ fn parquet_writer(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     first: &RecordBatch,
-) -> Result<AsyncArrowWriter<BufWriter>, String> {
+) -> Result<AsyncArrowWriter<BufWriter>, CheckpointError> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -101,10 +105,9 @@ fn parquet_writer(
     let options = ArrowWriterOptions::new()
         .with_properties(properties)
         .with_skip_arrow_metadata(true);
-    AsyncArrowWriter::try_new_with_options(
+    Ok(AsyncArrowWriter::try_new_with_options(
         BufWriter::new(Arc::clone(store), path.clone()),
         first.schema(),
         options,
-    )
-    .map_err(|e| e.to_string())
+    )?)
 }

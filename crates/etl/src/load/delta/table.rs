@@ -296,24 +296,24 @@ impl DeltaTarget {
         if !due && !upkeep.replaced {
             return;
         }
-        let checkpointed = checkpoint::write(log_store, version).await;
-        if checkpointed.is_ok() {
-            tracing::info!("{}: checkpoint of version {version} written", self.name);
-        }
-        let done = match checkpointed {
-            Ok(()) if upkeep.cleanup => {
-                let cutoff =
-                    chrono::Utc::now().timestamp_millis() - upkeep.log_retention.as_millis() as i64;
-                checkpoints::cleanup_expired_logs_for(version, log_store.as_ref(), cutoff, None)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-            other => other,
-        };
-        if let Err(error) = done {
+        if let Err(error) = checkpoint::write(log_store, version).await {
             tracing::warn!(
-                "{}: version {version} is committed; its checkpoint or the log cleanup failed: {error}",
+                "{}: version {version} is committed; its checkpoint failed: {error}",
+                self.location
+            );
+            return;
+        }
+        tracing::info!("{}: checkpoint of version {version} written", self.name);
+        if !upkeep.cleanup {
+            return;
+        }
+        let cutoff =
+            chrono::Utc::now().timestamp_millis() - upkeep.log_retention.as_millis() as i64;
+        let cleaned =
+            checkpoints::cleanup_expired_logs_for(version, log_store.as_ref(), cutoff, None).await;
+        if let Err(error) = cleaned {
+            tracing::warn!(
+                "{}: version {version} is committed and checkpointed; the log cleanup failed: {error}",
                 self.location
             );
         }
