@@ -160,48 +160,26 @@ fn pick<T: PartialOrd + Clone>(current: T, candidate: &T, wanted: Ordering) -> O
     })
 }
 
-fn int32(s: &Statistics) -> Option<&ValueStatistics<i32>> {
-    match s {
-        Statistics::Int32(v) => Some(v),
-        _ => None,
-    }
+/// The accessors `extremes` takes: a chunk's statistics when they are of
+/// the named physical type.
+macro_rules! typed_statistics {
+    ($($name:ident: $variant:ident of $value:ty;)*) => {$(
+        fn $name(s: &Statistics) -> Option<&ValueStatistics<$value>> {
+            match s {
+                Statistics::$variant(v) => Some(v),
+                _ => None,
+            }
+        }
+    )*};
 }
 
-fn int64(s: &Statistics) -> Option<&ValueStatistics<i64>> {
-    match s {
-        Statistics::Int64(v) => Some(v),
-        _ => None,
-    }
-}
-
-fn float(s: &Statistics) -> Option<&ValueStatistics<f32>> {
-    match s {
-        Statistics::Float(v) => Some(v),
-        _ => None,
-    }
-}
-
-fn double(s: &Statistics) -> Option<&ValueStatistics<f64>> {
-    match s {
-        Statistics::Double(v) => Some(v),
-        _ => None,
-    }
-}
-
-fn boolean(s: &Statistics) -> Option<&ValueStatistics<bool>> {
-    match s {
-        Statistics::Boolean(v) => Some(v),
-        _ => None,
-    }
-}
-
-fn byte_array(
-    s: &Statistics,
-) -> Option<&ValueStatistics<datafusion::parquet::data_type::ByteArray>> {
-    match s {
-        Statistics::ByteArray(v) => Some(v),
-        _ => None,
-    }
+typed_statistics! {
+    int32: Int32 of i32;
+    int64: Int64 of i64;
+    float: Float of f32;
+    double: Double of f64;
+    boolean: Boolean of bool;
+    byte_array: ByteArray of datafusion::parquet::data_type::ByteArray;
 }
 
 /// A timestamp statistic in Delta's text form, to the millisecond
